@@ -1,0 +1,221 @@
+//! The one error type that reaches clients, and its stable codes.
+//!
+//! Every failure a caller can see is an [`Error`] carrying one [`ErrorCode`] from Azure Key
+//! Vault's vocabulary (and, where Azure has one, an [`InnerCode`]). The gRPC and REST adapters
+//! map codes to status codes here and nowhere else. Messages may name vaults and objects (as
+//! Azure's do) but never carry a secret value, key material or token: user-supplied text goes
+//! through [`quote_user_text`].
+
+use serde::{Deserialize, Serialize};
+
+/// Top-level error code, as in Azure Key Vault's `{"error": {"code": ...}}`.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    BadParameter,
+    Unauthorized,
+    Forbidden,
+    VaultNotFound,
+    SecretNotFound,
+    Conflict,
+    Throttled,
+    /// The node cannot serve now (no leader, shutting down); the caller may retry.
+    ServiceUnavailable,
+    InternalError,
+}
+
+/// Azure's `innererror.code`, which refines a top-level code.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InnerCode {
+    SecretDisabled,
+    AccessDenied,
+    ObjectIsDeletedButRecoverable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadParameter => "BadParameter",
+            ErrorCode::Unauthorized => "Unauthorized",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::VaultNotFound => "VaultNotFound",
+            ErrorCode::SecretNotFound => "SecretNotFound",
+            ErrorCode::Conflict => "Conflict",
+            ErrorCode::Throttled => "Throttled",
+            ErrorCode::ServiceUnavailable => "ServiceUnavailable",
+            ErrorCode::InternalError => "InternalError",
+        }
+    }
+
+    /// The HTTP status Azure Key Vault answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadParameter => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::VaultNotFound | ErrorCode::SecretNotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::Throttled => 429,
+            ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::InternalError => 500,
+        }
+    }
+}
+
+impl InnerCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InnerCode::SecretDisabled => "SecretDisabled",
+            InnerCode::AccessDenied => "AccessDenied",
+            InnerCode::ObjectIsDeletedButRecoverable => "ObjectIsDeletedButRecoverable",
+        }
+    }
+}
+
+/// A client-visible failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("({}) {message}", .code.as_str())]
+pub struct Error {
+    pub code: ErrorCode,
+    pub inner: Option<InnerCode>,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, inner: None, message: message.into() }
+    }
+
+    pub fn with_inner(mut self, inner: InnerCode) -> Self {
+        self.inner = Some(inner);
+        self
+    }
+
+    pub fn bad_parameter(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadParameter, message)
+    }
+
+    /// Azure: "The request URI contains an invalid name: Invalid_Secret_Name".
+    pub fn invalid_name(name: &str) -> Self {
+        Self::bad_parameter(format!(
+            "The request URI contains an invalid name: {}",
+            quote_user_text(name)
+        ))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn vault_not_found(vault: &str) -> Self {
+        Self::new(
+            ErrorCode::VaultNotFound,
+            format!("A vault with name {} was not found.", quote_user_text(vault)),
+        )
+    }
+
+    pub fn vault_exists(vault: &str) -> Self {
+        Self::new(
+            ErrorCode::Conflict,
+            format!("A vault with name {} already exists.", quote_user_text(vault)),
+        )
+    }
+
+    /// Azure's text for a missing secret (the name is echoed, never the value).
+    pub fn secret_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorCode::SecretNotFound,
+            format!(
+                "A secret with (name/id) {} was not found in this key vault. If you recently \
+                 deleted this secret you may be able to recover it using the correct recovery \
+                 command.",
+                quote_user_text(name)
+            ),
+        )
+    }
+
+    pub fn secret_version_not_found(name: &str, version: &str) -> Self {
+        Self::new(
+            ErrorCode::SecretNotFound,
+            format!(
+                "A secret with (name/id) {}/{} was not found in this key vault.",
+                quote_user_text(name),
+                quote_user_text(version)
+            ),
+        )
+    }
+
+    pub fn secret_disabled(operation: &str) -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            format!("Operation {operation} is not allowed on a disabled secret."),
+        )
+        .with_inner(InnerCode::SecretDisabled)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ServiceUnavailable, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message)
+    }
+
+    /// True when the same request may succeed if the caller tries again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.code, ErrorCode::Throttled | ErrorCode::ServiceUnavailable)
+    }
+}
+
+/// The one way user-supplied text enters an error message or a log line: quoted, shortened, and
+/// with control and non-ASCII characters escaped, so that a hostile name cannot forge lines in
+/// a log or a terminal. Only for names and identifiers; values never reach a message at all.
+pub fn quote_user_text(text: &str) -> String {
+    const MAX_CHARS: usize = 130;
+    let mut out = String::with_capacity(text.len().min(MAX_CHARS) + 2);
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_one_line_with_code() {
+        let e = Error::secret_not_found("db-pass");
+        let shown = e.to_string();
+        assert!(shown.starts_with("(SecretNotFound) A secret with (name/id) db-pass"));
+        assert!(!shown.contains('\n'));
+        assert_eq!(e.code.http_status(), 404);
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_and_bounded() {
+        let quoted = quote_user_text("a\nb\u{1b}[31mé");
+        assert!(!quoted.contains('\n'));
+        assert!(!quoted.contains('\u{1b}'));
+        assert!(quoted.contains("\\n"));
+        let long = "x".repeat(1000);
+        assert!(quote_user_text(&long).len() < 140);
+    }
+
+    #[test]
+    fn disabled_secret_is_forbidden_with_inner_code() {
+        let e = Error::secret_disabled("get");
+        assert_eq!(e.code, ErrorCode::Forbidden);
+        assert_eq!(e.inner, Some(InnerCode::SecretDisabled));
+        assert_eq!(e.message, "Operation get is not allowed on a disabled secret.");
+    }
+}

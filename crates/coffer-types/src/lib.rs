@@ -1,0 +1,21 @@
+//! Coffer's vocabulary: names, version ids, attributes, tags, persisted records, the clock and
+//! the error type every client-visible failure is expressed in.
+//!
+//! This crate does no I/O and depends on nothing of Coffer's; every other crate depends on it.
+//! Validation of user input lives here so that the gRPC and REST adapters, the service layer and
+//! the state machine all apply the same rules.
+
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod error;
+pub mod limits;
+pub mod names;
+pub mod records;
+pub mod tags;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, ErrorCode, InnerCode};
+pub use names::{ObjectKind, ObjectName, VaultName, Version};
+pub use records::{SecretRecord, Sku, VaultRecord};
+pub use tags::Tags;
