@@ -1,0 +1,209 @@
+//! Applying one command to the state machine: validation that depends on current state
+//! (existence, conflicts) and the writes that follow, gathered in one batch so an entry's
+//! effects and the `last_applied` marker land atomically.
+
+use coffer_types::{Error, SecretRecord, VaultRecord};
+use rocksdb::{DB, WriteBatch};
+
+use crate::StoreError;
+use crate::command::{Applied, Command, SecretPatch, VaultPatch};
+use crate::db::{self, CF_HEADS, CF_SECRETS, CF_VAULTS};
+
+/// Computes the writes for `command` into `batch` and the answer to return. A refused command
+/// leaves `batch` untouched and answers [`Applied::Failed`].
+pub(crate) fn apply_command(
+    db: &DB,
+    batch: &mut WriteBatch,
+    command: &Command,
+) -> Result<Applied, StoreError> {
+    let outcome = match command {
+        Command::CreateVault { record } => create_vault(db, batch, record),
+        Command::UpdateVault {
+            vault,
+            patch,
+            updated,
+        } => update_vault(db, batch, vault, patch, *updated),
+        Command::DeleteVault { vault } => delete_vault(db, batch, vault),
+        Command::PutSecret {
+            vault,
+            vault_id,
+            record,
+        } => put_secret(db, batch, vault, vault_id, record),
+        Command::UpdateSecret {
+            vault,
+            name,
+            version,
+            patch,
+            updated,
+        } => update_secret(db, batch, vault, name, version.as_deref(), patch, *updated),
+    }?;
+    Ok(outcome.unwrap_or_else(Applied::Failed))
+}
+
+type Outcome = Result<Result<Applied, Error>, StoreError>;
+
+pub(crate) fn load_vault(db: &DB, vault: &str) -> Result<Option<VaultRecord>, StoreError> {
+    let cf = db::cf(db, CF_VAULTS)?;
+    db.get_cf(cf, vault.as_bytes())
+        .map_err(StoreError::storage)?
+        .map(|bytes| db::decode(&bytes))
+        .transpose()
+}
+
+pub(crate) fn load_head(db: &DB, vault: &str, name: &str) -> Result<Option<String>, StoreError> {
+    let cf = db::cf(db, CF_HEADS)?;
+    db.get_cf(cf, db::join_key(&[vault, name]))
+        .map_err(StoreError::storage)?
+        .map(|bytes| db::decode(&bytes))
+        .transpose()
+}
+
+pub(crate) fn load_secret(
+    db: &DB,
+    vault: &str,
+    name: &str,
+    version: &str,
+) -> Result<Option<SecretRecord>, StoreError> {
+    let cf = db::cf(db, CF_SECRETS)?;
+    db.get_cf(cf, db::join_key(&[vault, name, version]))
+        .map_err(StoreError::storage)?
+        .map(|bytes| db::decode(&bytes))
+        .transpose()
+}
+
+fn create_vault(db: &DB, batch: &mut WriteBatch, record: &VaultRecord) -> Outcome {
+    let key = record.name.to_ascii_lowercase();
+    if load_vault(db, &key)?.is_some() {
+        return Ok(Err(Error::vault_exists(&record.name)));
+    }
+    batch.put_cf(db::cf(db, CF_VAULTS)?, key.as_bytes(), db::encode(record)?);
+    Ok(Ok(Applied::Vault(record.clone())))
+}
+
+fn update_vault(
+    db: &DB,
+    batch: &mut WriteBatch,
+    vault: &str,
+    patch: &VaultPatch,
+    updated: i64,
+) -> Outcome {
+    let Some(mut record) = load_vault(db, vault)? else {
+        return Ok(Err(Error::vault_not_found(vault)));
+    };
+    if let Some(sku) = patch.sku {
+        record.sku = sku;
+    }
+    match patch.purge_protection {
+        Some(false) if record.purge_protection => {
+            return Ok(Err(Error::bad_parameter(
+                "Purge protection cannot be disabled once it has been enabled.",
+            )));
+        }
+        Some(on) => record.purge_protection = on,
+        None => {}
+    }
+    if let Some(tags) = &patch.tags {
+        record.tags = tags.clone();
+    }
+    record.updated = updated;
+    batch.put_cf(
+        db::cf(db, CF_VAULTS)?,
+        vault.as_bytes(),
+        db::encode(&record)?,
+    );
+    Ok(Ok(Applied::Vault(record)))
+}
+
+fn delete_vault(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
+    if load_vault(db, vault)?.is_none() {
+        return Ok(Err(Error::vault_not_found(vault)));
+    }
+    batch.delete_cf(db::cf(db, CF_VAULTS)?, vault.as_bytes());
+    // Dropping the vault record drops its wrapped data key, so whatever of its objects might
+    // survive in old SST files until compaction is unreadable from here on.
+    let prefix = db::prefix(&[vault]);
+    let end = db::prefix_end(&prefix);
+    for cf_name in [CF_HEADS, CF_SECRETS] {
+        batch.delete_range_cf(db::cf(db, cf_name)?, &prefix, &end);
+    }
+    Ok(Ok(Applied::Deleted))
+}
+
+fn put_secret(
+    db: &DB,
+    batch: &mut WriteBatch,
+    vault: &str,
+    vault_id: &str,
+    record: &SecretRecord,
+) -> Outcome {
+    // A vault deleted and re-created since the value was sealed has another data key: the
+    // value would be unreadable there, so the write is refused as if the vault were gone.
+    if load_vault(db, vault)?.is_none_or(|v| v.id != vault_id) {
+        return Ok(Err(Error::vault_not_found(vault)));
+    }
+    let name = record.name.to_ascii_lowercase();
+    if load_secret(db, vault, &name, &record.version)?.is_some() {
+        // Versions are 128 random bits; a repeat means a replayed proposal, not a new write.
+        return Ok(Err(Error::new(
+            coffer_types::ErrorCode::Conflict,
+            "This secret version already exists.",
+        )));
+    }
+    batch.put_cf(
+        db::cf(db, CF_SECRETS)?,
+        db::join_key(&[vault, &name, &record.version]),
+        db::encode(record)?,
+    );
+    batch.put_cf(
+        db::cf(db, CF_HEADS)?,
+        db::join_key(&[vault, &name]),
+        db::encode(&record.version)?,
+    );
+    Ok(Ok(Applied::Secret(record.clone())))
+}
+
+fn update_secret(
+    db: &DB,
+    batch: &mut WriteBatch,
+    vault: &str,
+    name: &str,
+    version: Option<&str>,
+    patch: &SecretPatch,
+    updated: i64,
+) -> Outcome {
+    if load_vault(db, vault)?.is_none() {
+        return Ok(Err(Error::vault_not_found(vault)));
+    }
+    let version = match version {
+        Some(v) => v.to_owned(),
+        None => match load_head(db, vault, name)? {
+            Some(v) => v,
+            None => return Ok(Err(Error::secret_not_found(name))),
+        },
+    };
+    let Some(mut record) = load_secret(db, vault, name, &version)? else {
+        return Ok(Err(Error::secret_version_not_found(name, &version)));
+    };
+    if let Some(enabled) = patch.enabled {
+        record.enabled = enabled;
+    }
+    if let Some(nbf) = patch.not_before {
+        record.not_before = Some(nbf);
+    }
+    if let Some(exp) = patch.expires {
+        record.expires = Some(exp);
+    }
+    if let Some(content_type) = &patch.content_type {
+        record.content_type = Some(content_type.clone());
+    }
+    if let Some(tags) = &patch.tags {
+        record.tags = tags.clone();
+    }
+    record.updated = updated;
+    batch.put_cf(
+        db::cf(db, CF_SECRETS)?,
+        db::join_key(&[vault, name, &version]),
+        db::encode(&record)?,
+    );
+    Ok(Ok(Applied::Secret(record)))
+}

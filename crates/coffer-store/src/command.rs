@@ -1,0 +1,111 @@
+//! What a Raft log entry asks the state machine to do, and what it answers.
+
+use coffer_types::{Error, SecretRecord, Sku, Tags, VaultRecord};
+use serde::{Deserialize, Serialize};
+
+/// A state change, proposed through Raft. Names in commands are the case-folded keys; records
+/// carry the display forms. Values inside records are already sealed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Refused with `Conflict` if the vault exists.
+    CreateVault { record: VaultRecord },
+    UpdateVault {
+        vault: String,
+        patch: VaultPatch,
+        updated: i64,
+    },
+    /// Removes the vault and every object in it.
+    DeleteVault { vault: String },
+    /// Adds a version and makes it the latest. Refused with `VaultNotFound` if the vault is
+    /// gone (it may have been deleted after the proposer checked).
+    /// `vault_id` is the incarnation whose data key sealed the value.
+    PutSecret {
+        vault: String,
+        vault_id: String,
+        record: SecretRecord,
+    },
+    /// Changes attributes of one version; `version: None` means the latest.
+    UpdateSecret {
+        vault: String,
+        name: String,
+        version: Option<String>,
+        patch: SecretPatch,
+        updated: i64,
+    },
+}
+
+/// Changes to a vault's mutable properties; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultPatch {
+    pub sku: Option<Sku>,
+    /// Only `Some(true)` is accepted once protection is on; the state machine enforces it.
+    pub purge_protection: Option<bool>,
+    pub tags: Option<Tags>,
+}
+
+/// Changes to a secret version's attributes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretPatch {
+    pub enabled: Option<bool>,
+    pub not_before: Option<i64>,
+    pub expires: Option<i64>,
+    pub content_type: Option<String>,
+    pub tags: Option<Tags>,
+}
+
+/// The state machine's answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    /// Blank and membership entries.
+    Nothing,
+    Vault(VaultRecord),
+    Secret(SecretRecord),
+    Deleted,
+    /// The command was refused; nothing changed.
+    Failed(Error),
+}
+
+impl Command {
+    /// The command's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateVault { .. } => "create_vault",
+            Command::UpdateVault { .. } => "update_vault",
+            Command::DeleteVault { .. } => "delete_vault",
+            Command::PutSecret { .. } => "put_secret",
+            Command::UpdateSecret { .. } => "update_secret",
+        }
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for Command {
+    // Hand-written so that sealed values never reach a log line, even as ciphertext.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::CreateVault { record } => write!(f, "CreateVault({})", record.name),
+            Command::UpdateVault { vault, .. } => write!(f, "UpdateVault({vault})"),
+            Command::DeleteVault { vault } => write!(f, "DeleteVault({vault})"),
+            Command::PutSecret { vault, record, .. } => {
+                write!(f, "PutSecret({vault}/{}/{})", record.name, record.version)
+            }
+            Command::UpdateSecret {
+                vault,
+                name,
+                version,
+                ..
+            } => {
+                write!(
+                    f,
+                    "UpdateSecret({vault}/{name}/{})",
+                    version.as_deref().unwrap_or("latest")
+                )
+            }
+        }
+    }
+}
