@@ -1,0 +1,150 @@
+//! Vault operations.
+
+use coffer_store::{Applied, Command, VaultPatch};
+use coffer_types::records::RECORD_FORMAT;
+use coffer_types::{Error, Sku, Tags, VaultName, VaultRecord};
+
+use crate::paging::{decode_token, encode_token, page_size};
+use crate::{Listing, Service};
+
+/// Input of [`Service::create_vault`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateVault {
+    pub name: String,
+    pub location: String,
+    pub sku: Option<Sku>,
+    /// 0 means the default (90 days).
+    pub retention_days: u32,
+    pub purge_protection: bool,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Input of [`Service::update_vault`]; `None` leaves a property as it is.
+#[derive(Debug, Clone, Default)]
+pub struct VaultUpdate {
+    pub sku: Option<Sku>,
+    pub purge_protection: Option<bool>,
+    pub tags: Option<Vec<(String, String)>>,
+}
+
+/// A location is a region name such as `eastus`: lowercase letters and digits.
+fn validate_location(location: &str) -> Result<(), Error> {
+    if (1..=64).contains(&location.len())
+        && location
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(Error::bad_parameter(format!(
+            "The location {} is invalid: give a region name such as eastus.",
+            coffer_types::error::quote_user_text(location)
+        )))
+    }
+}
+
+pub(crate) fn expect_vault(applied: Applied) -> Result<VaultRecord, Error> {
+    match applied {
+        Applied::Vault(record) => Ok(record),
+        Applied::Failed(e) => Err(e),
+        other => Err(Error::internal(format!(
+            "unexpected store answer {other:?}"
+        ))),
+    }
+}
+
+impl Service {
+    pub async fn create_vault(&self, input: CreateVault) -> Result<VaultRecord, Error> {
+        let name = VaultName::parse(&input.name)?;
+        validate_location(&input.location)?;
+        let retention_days = VaultRecord::validate_retention(input.retention_days)?;
+        let tags = Tags::new(input.tags)?;
+        let (_, wrapped_key) = self
+            .keys
+            .root()
+            .new_data_key(&name.key())
+            .map_err(|e| Error::internal(format!("creating the vault key failed: {e}")))?;
+        let id = coffer_crypto::new_version().map_err(|e| Error::internal(e.to_string()))?;
+        let now = self.clock.now_unix();
+        let record = VaultRecord {
+            format: RECORD_FORMAT,
+            id: id.to_string(),
+            name: name.as_str().to_owned(),
+            location: input.location,
+            sku: input.sku.unwrap_or_default(),
+            retention_days,
+            purge_protection: input.purge_protection,
+            tags,
+            created: now,
+            updated: now,
+            wrapped_key,
+        };
+        expect_vault(self.store.write(Command::CreateVault { record }).await?)
+    }
+
+    pub async fn get_vault(&self, name: &str) -> Result<VaultRecord, Error> {
+        let name = VaultName::parse(name)?;
+        self.store.read_barrier().await?;
+        self.store
+            .vault(&name.key())?
+            .ok_or_else(|| Error::vault_not_found(name.as_str()))
+    }
+
+    pub async fn list_vaults(
+        &self,
+        max: Option<u32>,
+        page_token: Option<&str>,
+    ) -> Result<Listing<VaultRecord>, Error> {
+        let max = page_size(max)?;
+        let after = decode_token(page_token)?;
+        self.store.read_barrier().await?;
+        let page = self.store.vaults(after.as_deref(), max)?;
+        Ok(Listing {
+            items: page.items,
+            next_page_token: encode_token(page.next),
+        })
+    }
+
+    pub async fn update_vault(
+        &self,
+        name: &str,
+        update: VaultUpdate,
+    ) -> Result<VaultRecord, Error> {
+        let name = VaultName::parse(name)?;
+        let tags = update.tags.map(Tags::new).transpose()?;
+        let patch = VaultPatch {
+            sku: update.sku,
+            purge_protection: update.purge_protection,
+            tags,
+        };
+        let command = Command::UpdateVault {
+            vault: name.key(),
+            patch,
+            updated: self.clock.now_unix(),
+        };
+        expect_vault(self.store.write(command).await?)
+    }
+
+    pub async fn delete_vault(&self, name: &str) -> Result<(), Error> {
+        let name = VaultName::parse(name)?;
+        match self
+            .store
+            .write(Command::DeleteVault { vault: name.key() })
+            .await?
+        {
+            Applied::Deleted => Ok(()),
+            Applied::Failed(e) => Err(e),
+            other => Err(Error::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+
+    /// The vault `name` as this node has applied it, after a read barrier.
+    pub(crate) async fn vault_for(&self, name: &VaultName) -> Result<VaultRecord, Error> {
+        self.store.read_barrier().await?;
+        self.store
+            .vault(&name.key())?
+            .ok_or_else(|| Error::vault_not_found(name.as_str()))
+    }
+}
