@@ -1,0 +1,320 @@
+//! End-to-end checks of `CofferClient` against an in-process TLS gRPC server with mock services:
+//! the TLS trust and server-name set-up, the bearer token on every call, paging, and error
+//! mapping from status metadata.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use coffer_client::proto::secret_service_server::{SecretService, SecretServiceServer};
+use coffer_client::proto::vault_service_server::{VaultService, VaultServiceServer};
+use coffer_client::proto::{
+    CreateVaultRequest, DeleteVaultRequest, DeleteVaultResponse, GetSecretRequest, GetVaultRequest,
+    ListSecretVersionsRequest, ListSecretsRequest, ListSecretsResponse, ListVaultsRequest,
+    ListVaultsResponse, Secret, SetSecretRequest, UpdateSecretRequest, UpdateVaultRequest, Vault,
+};
+use coffer_client::{ClientError, CofferClient, ConnectOptions, Token};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status};
+
+const TOKEN: &str = "test-token-123";
+
+struct Pki {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+fn check_auth<T>(request: &Request<T>) -> Result<(), Status> {
+    let header = request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if header == Some(&format!("Bearer {TOKEN}")) {
+        Ok(())
+    } else {
+        Err(Status::unauthenticated("missing or invalid bearer token"))
+    }
+}
+
+fn vault(name: &str) -> Vault {
+    Vault {
+        name: name.to_owned(),
+        ..Default::default()
+    }
+}
+
+struct MockVaults;
+
+#[tonic::async_trait]
+impl VaultService for MockVaults {
+    async fn create_vault(
+        &self,
+        request: Request<CreateVaultRequest>,
+    ) -> Result<Response<Vault>, Status> {
+        check_auth(&request)?;
+        Ok(Response::new(vault(&request.into_inner().name)))
+    }
+
+    async fn get_vault(
+        &self,
+        request: Request<GetVaultRequest>,
+    ) -> Result<Response<Vault>, Status> {
+        check_auth(&request)?;
+        let name = request.into_inner().name;
+        if name == "missing" {
+            let mut meta = MetadataMap::new();
+            meta.insert("x-coffer-error-code", "VaultNotFound".parse().unwrap());
+            return Err(Status::with_metadata(
+                tonic::Code::NotFound,
+                "Vault missing was not found.",
+                meta,
+            ));
+        }
+        Ok(Response::new(vault(&name)))
+    }
+
+    async fn list_vaults(
+        &self,
+        request: Request<ListVaultsRequest>,
+    ) -> Result<Response<ListVaultsResponse>, Status> {
+        check_auth(&request)?;
+        // Three pages: "" -> "p2" -> "p3" -> end.
+        let (names, next): (&[&str], &str) = match request.into_inner().page_token.as_str() {
+            "" => (&["a", "b"], "p2"),
+            "p2" => (&["c", "d"], "p3"),
+            "p3" => (&["e"], ""),
+            _ => return Err(Status::invalid_argument("bad page token")),
+        };
+        Ok(Response::new(ListVaultsResponse {
+            vaults: names.iter().map(|n| vault(n)).collect(),
+            next_page_token: next.to_owned(),
+        }))
+    }
+
+    async fn update_vault(
+        &self,
+        _request: Request<UpdateVaultRequest>,
+    ) -> Result<Response<Vault>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn delete_vault(
+        &self,
+        request: Request<DeleteVaultRequest>,
+    ) -> Result<Response<DeleteVaultResponse>, Status> {
+        check_auth(&request)?;
+        Ok(Response::new(DeleteVaultResponse {}))
+    }
+}
+
+struct MockSecrets;
+
+#[tonic::async_trait]
+impl SecretService for MockSecrets {
+    async fn set_secret(
+        &self,
+        _request: Request<SetSecretRequest>,
+    ) -> Result<Response<Secret>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn get_secret(
+        &self,
+        request: Request<GetSecretRequest>,
+    ) -> Result<Response<Secret>, Status> {
+        check_auth(&request)?;
+        let mut meta = MetadataMap::new();
+        meta.insert("x-coffer-error-code", "Forbidden".parse().unwrap());
+        meta.insert(
+            "x-coffer-inner-error-code",
+            "SecretDisabled".parse().unwrap(),
+        );
+        Err(Status::with_metadata(
+            tonic::Code::PermissionDenied,
+            "Operation get is not allowed on a disabled secret.",
+            meta,
+        ))
+    }
+
+    async fn list_secrets(
+        &self,
+        _request: Request<ListSecretsRequest>,
+    ) -> Result<Response<ListSecretsResponse>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn list_secret_versions(
+        &self,
+        request: Request<ListSecretVersionsRequest>,
+    ) -> Result<Response<ListSecretsResponse>, Status> {
+        check_auth(&request)?;
+        let request = request.into_inner();
+        let (version, next) = match request.page_token.as_str() {
+            "" => ("v1", "next"),
+            _ => ("v2", ""),
+        };
+        Ok(Response::new(ListSecretsResponse {
+            secrets: vec![Secret {
+                name: request.name,
+                version: version.to_owned(),
+                ..Default::default()
+            }],
+            next_page_token: next.to_owned(),
+        }))
+    }
+
+    async fn update_secret(
+        &self,
+        _request: Request<UpdateSecretRequest>,
+    ) -> Result<Response<Secret>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+}
+
+async fn start_server(pki: &Pki) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(&pki.cert_pem, &pki.key_pem));
+    let router = Server::builder()
+        .tls_config(tls)
+        .unwrap()
+        .add_service(VaultServiceServer::new(MockVaults))
+        .add_service(SecretServiceServer::new(MockSecrets));
+    tokio::spawn(router.serve_with_incoming(TcpListenerStream::new(listener)));
+    addr
+}
+
+fn options(addr: String, ca_pem: &str, token: &str) -> ConnectOptions {
+    ConnectOptions {
+        addr,
+        ca_cert_pem: ca_pem.as_bytes().to_vec(),
+        token: Token::new(token.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn calls_carry_the_token_and_lists_follow_pages() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    // Both names in the certificate work as the TLS server name.
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("https://{host}:{}", addr.port());
+        let client = CofferClient::connect(options(url, &pki.ca_pem, TOKEN))
+            .await
+            .unwrap();
+
+        let names: Vec<String> = client
+            .list_vaults()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e"]);
+
+        let versions: Vec<String> = client
+            .list_secret_versions("kv", "db")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.version)
+            .collect();
+        assert_eq!(versions, ["v1", "v2"]);
+
+        let created = client
+            .create_vault(CreateVaultRequest {
+                name: "kv1".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(created.name, "kv1");
+        client.delete_vault("kv1").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn service_errors_carry_azure_codes() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let client = CofferClient::connect(options(url, &pki.ca_pem, TOKEN))
+        .await
+        .unwrap();
+
+    let err = client.get_vault("missing").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "(VaultNotFound) Vault missing was not found."
+    );
+
+    let err = client
+        .get_secret(GetSecretRequest {
+            vault: "kv".to_owned(),
+            name: "db".to_owned(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    match err {
+        ClientError::Service {
+            code,
+            inner_code,
+            message,
+        } => {
+            assert_eq!(code, "Forbidden");
+            assert_eq!(inner_code.as_deref(), Some("SecretDisabled"));
+            assert_eq!(
+                message,
+                "Operation get is not allowed on a disabled secret."
+            );
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_token_is_unauthorized_and_not_echoed() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let client = CofferClient::connect(options(url, &pki.ca_pem, "wrong-s3cret"))
+        .await
+        .unwrap();
+    let err = client.get_vault("kv").await.unwrap_err();
+    assert_eq!(err.code(), "Unauthorized");
+    assert!(!err.to_string().contains("wrong-s3cret"));
+    assert!(!format!("{err:?}").contains("wrong-s3cret"));
+}
+
+#[tokio::test]
+async fn untrusted_server_certificate_is_rejected() {
+    let pki = pki();
+    let other_ca = self::pki().ca_pem;
+    let addr = start_server(&pki).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let err = CofferClient::connect(options(url, &other_ca, TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ConnectionFailed", "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    assert!(!err.to_string().contains('\n'));
+}

@@ -1,0 +1,99 @@
+//! Coffer's public gRPC API, generated at build time from `proto/coffer/v1/vault.proto`.
+//!
+//! These are wire types only: the server converts them to and from its own domain types at the
+//! gateway, and persisted records never use them, so the wire format can evolve separately from
+//! the storage format. Both the client stubs (used by `coffer-client`) and the server traits
+//! (implemented by `coffer-gateway`) are generated. This crate depends on nothing of Coffer's.
+//!
+//! Invariant: messages that carry a secret value ([`v1::Secret`], [`v1::SetSecretRequest`]) have
+//! a hand-written `Debug` that prints the value's length, never its bytes, so that logging a
+//! request or response cannot leak a secret.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// Version 1 of the API (`package coffer.v1`).
+pub mod v1 {
+    // Generated code is not ours to restyle; these lints fire on prost/tonic output.
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        missing_docs,
+        rustdoc::all
+    )]
+    tonic::include_proto!("coffer.v1");
+}
+
+/// Stands in for a secret value in `Debug` output.
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<redacted {} bytes>", self.0)
+    }
+}
+
+impl fmt::Debug for v1::Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret")
+            .field("vault", &self.vault)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("value", &Redacted(self.value.len()))
+            .field("content_type", &self.content_type)
+            .field("attributes", &self.attributes)
+            .field("tags", &self.tags)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for v1::SetSecretRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetSecretRequest")
+            .field("vault", &self.vault)
+            .field("name", &self.name)
+            .field("value", &Redacted(self.value.len()))
+            .field("content_type", &self.content_type)
+            .field("enabled", &self.enabled)
+            .field("not_before", &self.not_before)
+            .field("expires", &self.expires)
+            .field("tags", &self.tags)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::v1;
+
+    const VALUE: &str = "hunter2-very-secret";
+
+    #[test]
+    fn secret_debug_redacts_value() {
+        let secret = v1::Secret {
+            name: "db-password".to_owned(),
+            value: VALUE.to_owned(),
+            ..Default::default()
+        };
+        let text = format!("{secret:?}");
+        assert!(!text.contains(VALUE), "{text}");
+        assert!(text.contains("db-password"));
+        assert!(text.contains("<redacted 19 bytes>"));
+    }
+
+    #[test]
+    fn set_secret_request_debug_redacts_value() {
+        let request = v1::SetSecretRequest {
+            name: "db-password".to_owned(),
+            value: VALUE.to_owned(),
+            ..Default::default()
+        };
+        let text = format!("{request:#?}");
+        assert!(!text.contains(VALUE), "{text}");
+        assert!(text.contains("db-password"));
+    }
+}
