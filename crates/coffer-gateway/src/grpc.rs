@@ -1,0 +1,336 @@
+//! The gRPC API (proto/coffer/v1): each method unpacks its request, names its audit target and
+//! calls the one service-layer operation that implements it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use coffer_crypto::SecretString;
+use coffer_proto::v1 as pb;
+use coffer_proto::v1::secret_service_server::SecretService;
+use coffer_proto::v1::vault_service_server::VaultService;
+use coffer_service::{CreateVault, Principal, SecretUpdate, SetSecret, VaultUpdate};
+use coffer_types::Error;
+use coffer_types::error::quote_user_text;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{UriBase, secret_to_pb, sku_from_pb, status_from, tags_from_pb, vault_to_pb};
+use crate::pipeline::{Audited, ClientAddr, Gateway, Target};
+
+#[derive(Clone)]
+pub(crate) struct GrpcApi {
+    gateway: Arc<Gateway>,
+    base: UriBase,
+}
+
+impl GrpcApi {
+    pub(crate) fn new(gateway: Arc<Gateway>, base: UriBase) -> Self {
+        Self { gateway, base }
+    }
+
+    async fn run<T, R, F, Fut>(
+        &self,
+        operation: &'static str,
+        request: Request<R>,
+        target: impl FnOnce(&R) -> Target,
+        f: F,
+    ) -> Result<Response<T>, Status>
+    where
+        T: Audited,
+        F: FnOnce(R, Principal) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let bearer = bearer_token(&request);
+        let client = request.extensions().get::<ClientAddr>().map(|a| a.0);
+        let body = request.into_inner();
+        let target = target(&body);
+        let (request_id, result) = self
+            .gateway
+            .call(
+                operation,
+                bearer.as_ref().map(|t| t.expose()),
+                client,
+                target,
+                |principal| f(body, principal),
+            )
+            .await;
+        match result {
+            Ok(value) => {
+                let mut response = Response::new(value);
+                if let Ok(v) = request_id.parse() {
+                    response.metadata_mut().insert("x-ms-request-id", v);
+                }
+                Ok(response)
+            }
+            Err(e) => Err(status_from(&e, &request_id)),
+        }
+    }
+}
+
+/// The bearer credential of a request, if it carries one.
+fn bearer_token<R>(request: &Request<R>) -> Option<SecretString> {
+    let value = request.metadata().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| SecretString::new(token.trim().to_owned()))
+}
+
+/// Audit targets come from untrusted input: quoted and bounded like any user text.
+fn vault_target(vault: &str) -> Target {
+    Target::vault(&quote_user_text(vault))
+}
+
+fn secret_target(vault: &str, name: &str, version: &str) -> Target {
+    Target::object(
+        &quote_user_text(vault),
+        "secrets",
+        &quote_user_text(name),
+        &quote_user_text(version),
+    )
+}
+
+#[tonic::async_trait]
+impl VaultService for GrpcApi {
+    async fn create_vault(
+        &self,
+        request: Request<pb::CreateVaultRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "VaultPut",
+            request,
+            |r| vault_target(&r.name),
+            |r, _| async move {
+                let input = CreateVault {
+                    sku: sku_from_pb(r.sku)?,
+                    name: r.name,
+                    location: r.location,
+                    retention_days: r.retention_days,
+                    purge_protection: r.purge_protection,
+                    tags: tags_from_pb(r.tags),
+                };
+                Ok(vault_to_pb(&svc.create_vault(input).await?, &base))
+            },
+        )
+        .await
+    }
+
+    async fn get_vault(
+        &self,
+        request: Request<pb::GetVaultRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "VaultGet",
+            request,
+            |r| vault_target(&r.name),
+            |r, _| async move { Ok(vault_to_pb(&svc.get_vault(&r.name).await?, &base)) },
+        )
+        .await
+    }
+
+    async fn list_vaults(
+        &self,
+        request: Request<pb::ListVaultsRequest>,
+    ) -> Result<Response<pb::ListVaultsResponse>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "VaultList",
+            request,
+            |_| Target::default(),
+            |r, _| async move {
+                let page = svc
+                    .list_vaults(Some(r.max_results), Some(&r.page_token))
+                    .await?;
+                Ok(pb::ListVaultsResponse {
+                    vaults: page.items.iter().map(|v| vault_to_pb(v, &base)).collect(),
+                    next_page_token: page.next_page_token.unwrap_or_default(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn update_vault(
+        &self,
+        request: Request<pb::UpdateVaultRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "VaultPatch",
+            request,
+            |r| vault_target(&r.name),
+            |r, _| async move {
+                let update = VaultUpdate {
+                    sku: r.sku.map(sku_from_pb).transpose()?.flatten(),
+                    purge_protection: r.purge_protection,
+                    tags: r.tags.map(|t| tags_from_pb(t.tags)),
+                };
+                Ok(vault_to_pb(
+                    &svc.update_vault(&r.name, update).await?,
+                    &base,
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn delete_vault(
+        &self,
+        request: Request<pb::DeleteVaultRequest>,
+    ) -> Result<Response<pb::DeleteVaultResponse>, Status> {
+        let svc = self.gateway.service.clone();
+        self.run(
+            "VaultDelete",
+            request,
+            |r| vault_target(&r.name),
+            |r, _| async move {
+                svc.delete_vault(&r.name).await?;
+                Ok(pb::DeleteVaultResponse {})
+            },
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl SecretService for GrpcApi {
+    async fn set_secret(
+        &self,
+        request: Request<pb::SetSecretRequest>,
+    ) -> Result<Response<pb::Secret>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "SecretSet",
+            request,
+            |r| secret_target(&r.vault, &r.name, ""),
+            |r, _| async move {
+                let input = SetSecret {
+                    vault: r.vault,
+                    name: r.name,
+                    value: SecretString::new(r.value),
+                    content_type: Some(r.content_type).filter(|c| !c.is_empty()),
+                    enabled: r.enabled,
+                    not_before: r.not_before,
+                    expires: r.expires,
+                    tags: tags_from_pb(r.tags),
+                };
+                // As in Azure Key Vault, the response to a set carries the value that was set.
+                Ok(secret_to_pb(svc.set_secret(input).await?, &base))
+            },
+        )
+        .await
+    }
+
+    async fn get_secret(
+        &self,
+        request: Request<pb::GetSecretRequest>,
+    ) -> Result<Response<pb::Secret>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "SecretGet",
+            request,
+            |r| secret_target(&r.vault, &r.name, &r.version),
+            |r, _| async move {
+                Ok(secret_to_pb(
+                    svc.get_secret(&r.vault, &r.name, Some(&r.version)).await?,
+                    &base,
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn list_secrets(
+        &self,
+        request: Request<pb::ListSecretsRequest>,
+    ) -> Result<Response<pb::ListSecretsResponse>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "SecretList",
+            request,
+            |r| vault_target(&r.vault),
+            |r, _| async move {
+                let page = svc
+                    .list_secrets(&r.vault, Some(r.max_results), Some(&r.page_token))
+                    .await?;
+                Ok(pb::ListSecretsResponse {
+                    secrets: page
+                        .items
+                        .into_iter()
+                        .map(|b| secret_to_pb(b, &base))
+                        .collect(),
+                    next_page_token: page.next_page_token.unwrap_or_default(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_secret_versions(
+        &self,
+        request: Request<pb::ListSecretVersionsRequest>,
+    ) -> Result<Response<pb::ListSecretsResponse>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "SecretListVersions",
+            request,
+            |r| secret_target(&r.vault, &r.name, ""),
+            |r, _| async move {
+                let page = svc
+                    .list_secret_versions(
+                        &r.vault,
+                        &r.name,
+                        Some(r.max_results),
+                        Some(&r.page_token),
+                    )
+                    .await?;
+                Ok(pb::ListSecretsResponse {
+                    secrets: page
+                        .items
+                        .into_iter()
+                        .map(|b| secret_to_pb(b, &base))
+                        .collect(),
+                    next_page_token: page.next_page_token.unwrap_or_default(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn update_secret(
+        &self,
+        request: Request<pb::UpdateSecretRequest>,
+    ) -> Result<Response<pb::Secret>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "SecretUpdate",
+            request,
+            |r| secret_target(&r.vault, &r.name, &r.version),
+            |r, _| async move {
+                let update = SecretUpdate {
+                    enabled: r.enabled,
+                    not_before: r.not_before,
+                    expires: r.expires,
+                    content_type: r.content_type,
+                    tags: r.tags.map(|t| tags_from_pb(t.tags)),
+                };
+                Ok(secret_to_pb(
+                    svc.update_secret(&r.vault, &r.name, Some(&r.version), update)
+                        .await?,
+                    &base,
+                ))
+            },
+        )
+        .await
+    }
+}

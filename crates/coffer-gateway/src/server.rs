@@ -1,0 +1,114 @@
+//! The TLS listener: accepts connections, completes the handshake, and serves gRPC (HTTP/2)
+//! and the HTTP endpoints (HTTP/1.1 or 2) on them until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_proto::v1::secret_service_server::SecretServiceServer;
+use coffer_proto::v1::vault_service_server::VaultServiceServer;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::convert::UriBase;
+use crate::grpc::GrpcApi;
+use crate::http_routes;
+use crate::pipeline::{ClientAddr, Gateway};
+
+/// A slow or silent client may hold a connection in the handshake no longer than this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("accepting connections failed: {0}")]
+    Accept(std::io::Error),
+}
+
+/// Serves `gateway` on `listener` until `shutdown` completes. `dns_suffix` (with `:port` if
+/// not 443) is what vault URIs are built from.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    gateway: Arc<Gateway>,
+    dns_suffix: String,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let api = GrpcApi::new(gateway.clone(), UriBase { suffix: dns_suffix });
+    let grpc = tonic::service::Routes::new(VaultServiceServer::new(api.clone()))
+        .add_service(SecretServiceServer::new(api))
+        .prepare()
+        .into_axum_router();
+    let router = grpc.merge(http_routes::router(gateway.clone()));
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) if is_transient(&e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(e) => return Err(ServeError::Accept(e)),
+            },
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            serve_connection(tcp, peer, acceptor, router, gateway).await;
+        });
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    !matches!(
+        e.kind(),
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::PermissionDenied
+    )
+}
+
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    gateway: Arc<Gateway>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            // Plain TCP, an old TLS version, an untrusted client: refused, counted, logged
+            // without anything the peer sent.
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let service = router.map_request(
+        move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ClientAddr(peer));
+            request.map(axum::body::Body::new)
+        },
+    );
+    let result = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}
