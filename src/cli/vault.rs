@@ -1,0 +1,209 @@
+//! `coffer vault create|show|list|update|delete`.
+
+use clap::{Args, Subcommand};
+use coffer_client::proto::{CreateVaultRequest, Tags, UpdateVaultRequest, Vault};
+use serde_json::{Value, json};
+
+use super::args::{SkuArg, parse_tags, sku_name};
+use super::output::{self, Table, cell};
+use super::{CliError, GlobalArgs};
+
+/// `coffer vault ...`.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: VaultCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Create a vault.
+    Create {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Location (region label).
+        #[arg(long, short = 'l')]
+        location: String,
+        /// Pricing tier [server default: standard].
+        #[arg(long, value_enum)]
+        sku: Option<SkuArg>,
+        /// Days a deleted vault or secret stays recoverable [server default: 90].
+        #[arg(long, value_name = "DAYS")]
+        retention_days: Option<u32>,
+        /// Forbid purging deleted objects before the retention period ends (irreversible).
+        #[arg(long)]
+        purge_protection: bool,
+        /// Tags, space-separated key=value pairs.
+        #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+        tags: Option<Vec<String>>,
+    },
+    /// Show a vault.
+    Show {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// List vaults.
+    List,
+    /// Update a vault's SKU, purge protection or tags.
+    Update {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// New pricing tier.
+        #[arg(long, value_enum)]
+        sku: Option<SkuArg>,
+        /// `true` switches purge protection on; it can never be switched off.
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+        purge_protection: Option<bool>,
+        /// Replace all tags (space-separated key=value; none clears them).
+        #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
+        tags: Option<Vec<String>>,
+    },
+    /// Delete a vault.
+    Delete {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+pub async fn run(args: VaultArgs) -> Result<(), CliError> {
+    let VaultArgs { global, command } = args;
+    match command {
+        VaultCommand::Create {
+            name,
+            location,
+            sku,
+            retention_days,
+            purge_protection,
+            tags,
+        } => {
+            // Validate every flag before connecting, so a typo costs no round trip.
+            let tags = parse_tags(tags.as_deref().unwrap_or_default())?;
+            let request = CreateVaultRequest {
+                name,
+                location,
+                sku: sku.map_or(0, |sku| coffer_client::proto::Sku::from(sku) as i32),
+                retention_days: retention_days.unwrap_or(0),
+                purge_protection,
+                tags,
+            };
+            let vault = global.connect().await?.create_vault(request).await?;
+            print_one(&global, &vault)
+        }
+        VaultCommand::Show { name } => {
+            let vault = global.connect().await?.get_vault(&name).await?;
+            print_one(&global, &vault)
+        }
+        VaultCommand::List => {
+            let vaults = global.connect().await?.list_vaults().await?;
+            let json = Value::Array(vaults.iter().map(vault_json).collect());
+            output::print(&global, &json, || vault_table(&vaults))
+        }
+        VaultCommand::Update {
+            name,
+            sku,
+            purge_protection,
+            tags,
+        } => {
+            let tags = tags
+                .map(|pairs| parse_tags(&pairs).map(|tags| Tags { tags }))
+                .transpose()?;
+            let request = UpdateVaultRequest {
+                name,
+                sku: sku.map(|sku| coffer_client::proto::Sku::from(sku) as i32),
+                purge_protection,
+                tags,
+            };
+            let vault = global.connect().await?.update_vault(request).await?;
+            print_one(&global, &vault)
+        }
+        VaultCommand::Delete { name } => {
+            // Like `az keyvault delete`, success prints nothing.
+            global.connect().await?.delete_vault(&name).await?;
+            Ok(())
+        }
+    }
+}
+
+fn print_one(global: &GlobalArgs, vault: &Vault) -> Result<(), CliError> {
+    output::print(global, &vault_json(vault), || {
+        vault_table(std::slice::from_ref(vault))
+    })
+}
+
+/// The JSON form of a vault.
+pub fn vault_json(vault: &Vault) -> Value {
+    json!({
+        "name": vault.name,
+        "location": vault.location,
+        "sku": sku_name(vault.sku),
+        "retentionDays": vault.retention_days,
+        "purgeProtection": vault.purge_protection,
+        "tags": vault.tags,
+        "created": output::time_json(vault.created),
+        "updated": output::time_json(vault.updated),
+        "vaultUri": vault.vault_uri,
+    })
+}
+
+fn vault_table(vaults: &[Vault]) -> Table {
+    Table {
+        headers: vec![
+            "Name",
+            "Location",
+            "Sku",
+            "RetentionDays",
+            "PurgeProtection",
+            "Created",
+        ],
+        rows: vaults
+            .iter()
+            .map(|vault| {
+                vec![
+                    vault.name.clone(),
+                    vault.location.clone(),
+                    sku_name(vault.sku).to_owned(),
+                    vault.retention_days.to_string(),
+                    vault.purge_protection.to_string(),
+                    cell(&output::time_json(vault.created)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use coffer_client::proto::Sku;
+
+    #[test]
+    fn vault_json_shape() {
+        let vault = Vault {
+            name: "kv1".to_owned(),
+            location: "home".to_owned(),
+            sku: Sku::Premium as i32,
+            retention_days: 7,
+            purge_protection: true,
+            tags: [("env".to_owned(), "prod".to_owned())].into(),
+            created: 0,
+            updated: 60,
+            vault_uri: "https://kv1.vault.local".to_owned(),
+        };
+        assert_eq!(
+            vault_json(&vault),
+            json!({
+                "name": "kv1", "location": "home", "sku": "premium", "retentionDays": 7,
+                "purgeProtection": true, "tags": {"env": "prod"},
+                "created": "1970-01-01T00:00:00Z", "updated": "1970-01-01T00:01:00Z",
+                "vaultUri": "https://kv1.vault.local"
+            })
+        );
+    }
+}

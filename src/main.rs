@@ -1,0 +1,215 @@
+//! `coffer`: one binary that is both a Coffer node (`coffer server`) and its command-line client
+//! (`coffer vault ...`, `coffer secret ...`, shaped after `az keyvault`).
+//!
+//! Errors end the process with one line on stderr, `error: (Code) message`, and exit status 1;
+//! command-line usage errors keep clap's own message and status.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Coffer: a self-hosted vault for secrets with Azure Key Vault semantics.
+#[derive(Debug, Parser)]
+#[command(name = "coffer", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once at startup and moved once: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a Coffer node.
+    Server(server::ServerArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => server::run(args).await.map_err(|err| format!("{err:#}")),
+        Command::Client(command) => cli::run(command).await.map_err(|err| err.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_command_lines_parse() {
+        let lines: &[&[&str]] = &[
+            &[
+                "coffer",
+                "vault",
+                "create",
+                "--name",
+                "kv",
+                "--location",
+                "home",
+            ],
+            &[
+                "coffer",
+                "vault",
+                "create",
+                "-n",
+                "kv",
+                "-l",
+                "home",
+                "--sku",
+                "premium",
+                "--retention-days",
+                "7",
+                "--purge-protection",
+                "--tags",
+                "a=1",
+                "b=2",
+            ],
+            &["coffer", "vault", "show", "--name", "kv", "-o", "json"],
+            &["coffer", "vault", "list", "--query", "0.name"],
+            &[
+                "coffer",
+                "vault",
+                "update",
+                "--name",
+                "kv",
+                "--purge-protection",
+                "true",
+            ],
+            &["coffer", "vault", "update", "--name", "kv", "--tags"],
+            &["coffer", "vault", "delete", "--name", "kv"],
+            &[
+                "coffer", "secret", "set", "--vault", "kv", "--name", "s", "--value", "v",
+            ],
+            &[
+                "coffer",
+                "secret",
+                "set",
+                "--vault-name",
+                "kv",
+                "-n",
+                "s",
+                "--file",
+                "f",
+                "--encoding",
+                "base64",
+                "--enabled",
+                "false",
+                "--expires",
+                "2030-01-31T12:00:00Z",
+                "--content-type",
+                "text/plain",
+            ],
+            &[
+                "coffer",
+                "secret",
+                "show",
+                "--vault",
+                "kv",
+                "--name",
+                "s",
+                "--version",
+                "x",
+            ],
+            &[
+                "coffer", "secret", "list", "--vault", "kv", "--output", "json",
+            ],
+            &[
+                "coffer",
+                "secret",
+                "list-versions",
+                "--vault",
+                "kv",
+                "--name",
+                "s",
+            ],
+            &[
+                "coffer",
+                "secret",
+                "set-attributes",
+                "--vault",
+                "kv",
+                "--name",
+                "s",
+                "--enabled",
+                "true",
+                "--tags",
+                "x=y",
+                "--query",
+                "attributes.enabled",
+            ],
+        ];
+        for line in lines {
+            if let Err(err) = Cli::try_parse_from(*line) {
+                panic!("{line:?} did not parse: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn misuse_is_a_usage_error() {
+        let bad: &[&[&str]] = &[
+            // Neither --value nor --file.
+            &["coffer", "secret", "set", "--vault", "kv", "--name", "s"],
+            // Both.
+            &[
+                "coffer", "secret", "set", "--vault", "kv", "--name", "s", "--value", "v",
+                "--file", "f",
+            ],
+            // --encoding only applies to --file.
+            &[
+                "coffer",
+                "secret",
+                "set",
+                "--vault",
+                "kv",
+                "--name",
+                "s",
+                "--value",
+                "v",
+                "--encoding",
+                "base64",
+            ],
+            &[
+                "coffer",
+                "vault",
+                "create",
+                "--name",
+                "kv",
+                "--location",
+                "l",
+                "--sku",
+                "gold",
+            ],
+            &[
+                "coffer", "secret", "list", "--vault", "kv", "--output", "yaml",
+            ],
+            // There is no token flag: the token comes from COFFER_TOKEN only.
+            &["coffer", "secret", "list", "--vault", "kv", "--token", "t"],
+        ];
+        for line in bad {
+            assert!(Cli::try_parse_from(*line).is_err(), "{line:?} parsed");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The production configuration file (`coffer server --config coffer.toml`).
+//!
+//! Secrets never appear inline: the root key, TLS key and admin token hash are named by path,
+//! and key files are refused when group or world readable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub listen: ListenConfig,
+    pub tls: TlsConfig,
+    pub seal: SealConfig,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub raft: RaftConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub geography: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ListenConfig {
+    pub address: SocketAddr,
+    pub dns_suffix: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SealConfig {
+    pub root_key_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthConfig {
+    pub admin_token_sha256_file: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Defaults to `{data-dir}/audit.log`.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RaftConfig {
+    pub snapshot_every: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration value that is present but wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("parsing {path}: {error}")]
+    Parse { path: PathBuf, error: String },
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { error, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                error,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            error: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.node.id == 0 {
+            return invalid("node.id", "must be at least 1");
+        }
+        let region_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        };
+        if !region_ok(&self.node.region) {
+            return invalid("node.region", "must be a region name such as eastus");
+        }
+        if !region_ok(&self.node.geography) {
+            return invalid("node.geography", "must be a geography name such as us");
+        }
+        if self.listen.dns_suffix.is_empty() || self.listen.dns_suffix.contains('/') {
+            return invalid(
+                "listen.dns-suffix",
+                "must be a DNS name such as vault.example.com",
+            );
+        }
+        if self.raft.snapshot_every == 0 {
+            return invalid("raft.snapshot-every", "must be at least 1");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid("log.level", "is not a valid log filter (try info or debug)");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_config_parses() {
+        let text = include_str!("../../deploy/coffer.example.toml");
+        let config = Config::parse(text).expect("deploy/coffer.example.toml must stay valid");
+        assert_eq!(config.node.id, 1);
+        assert_eq!(config.raft.snapshot_every, 10_000);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        let text = include_str!("../../deploy/coffer.example.toml");
+        let unknown = text.replace(
+            "[seal]",
+            "[seal]\nroot-key = \"inline secrets are not accepted\"",
+        );
+        assert!(matches!(
+            Config::parse(&unknown),
+            Err(ConfigError::Parse { .. })
+        ));
+        let bad_id = text.replace("id = 1", "id = 0");
+        assert!(matches!(
+            Config::parse(&bad_id),
+            Err(ConfigError::Invalid {
+                field: "node.id",
+                ..
+            })
+        ));
+        let bad_region = text.replace("region = \"eastus\"", "region = \"East US\"");
+        assert!(matches!(
+            Config::parse(&bad_region),
+            Err(ConfigError::Invalid {
+                field: "node.region",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,222 @@
+//! `coffer server`: opens the store, builds the service and gateway, and serves until a
+//! shutdown signal. `--dev` generates everything into a data directory; `--config` reads a
+//! production configuration.
+
+mod config;
+mod dev;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use coffer_crypto::{RootKey, TokenHash, read_private_file};
+use coffer_gateway::{AuditLog, Gateway, Metrics, server_tls_config};
+use coffer_service::{AdminTokenAuthenticator, Service};
+use coffer_store::{Store, StoreConfig};
+use coffer_types::SystemClock;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// Arguments of `coffer server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Start a single-node development server with generated TLS, root key and admin token.
+    #[arg(long, conflicts_with = "config")]
+    pub dev: bool,
+    /// Data directory (dev mode: a new temporary directory when omitted).
+    #[arg(long, requires = "dev")]
+    pub data_dir: Option<PathBuf>,
+    /// Address the TLS listener binds (dev mode default 127.0.0.1:8443; port 0 picks one).
+    #[arg(long, requires = "dev")]
+    pub listen: Option<SocketAddr>,
+    /// Dev mode: build a Raft snapshot after this many log entries (production sets
+    /// raft.snapshot-every in the config file).
+    #[arg(long, requires = "dev", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
+    /// Production configuration file.
+    #[arg(long, required_unless_present = "dev")]
+    pub config: Option<PathBuf>,
+}
+
+/// Everything a node needs to start, from either mode.
+struct Settings {
+    node_id: u64,
+    region: String,
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    dns_suffix: Option<String>,
+    cert_pem: Vec<u8>,
+    key_pem: zeroize::Zeroizing<Vec<u8>>,
+    root_key: RootKey,
+    token_hash: TokenHash,
+    audit_file: PathBuf,
+    snapshot_every: u64,
+    log_level: String,
+    dev: Option<(dev::DevFiles, Option<coffer_crypto::SecretString>)>,
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let settings = if args.dev {
+        dev_settings(&args)?
+    } else {
+        config_settings(&args)?
+    };
+    init_logging(&settings.log_level);
+
+    let store = Store::open(StoreConfig {
+        node_id: settings.node_id,
+        data_dir: settings.data_dir.clone(),
+        advertise_addr: settings.listen.to_string(),
+        region: settings.region.clone(),
+        snapshot_every: settings.snapshot_every,
+    })
+    .await
+    .context("opening the store")?;
+    let service = Service::new(store.clone(), settings.root_key, Arc::new(SystemClock));
+    let audit = AuditLog::open(&settings.audit_file)
+        .with_context(|| format!("opening the audit log {}", settings.audit_file.display()))?;
+    let authenticator = Arc::new(AdminTokenAuthenticator::new(settings.token_hash));
+    let gateway = Arc::new(Gateway::new(service, authenticator, audit, Metrics::new()));
+    let tls = server_tls_config(&settings.cert_pem, &settings.key_pem)?;
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let local = listener.local_addr()?;
+    let dns_suffix = match &settings.dns_suffix {
+        Some(suffix) => suffix.clone(),
+        None => format!("{}:{}", dev::DEV_DNS_SUFFIX, local.port()),
+    };
+    if let Some((files, new_token)) = &settings.dev {
+        let env = dev::write_env(files, &local, new_token.as_ref())?;
+        println!("Coffer dev server listening on https://{local}");
+        println!("Data directory: {}", files.data_dir.display());
+        println!(
+            "To use it from a shell:\n\n    source {}\n",
+            files.dev_env.display()
+        );
+        if new_token.is_some() {
+            println!("These are the exports (the admin token is shown this once):\n\n{env}");
+        } else {
+            let shown: Vec<&str> = env
+                .lines()
+                .filter(|l| !l.starts_with("export COFFER_TOKEN="))
+                .collect();
+            println!(
+                "These are the exports (the admin token is unchanged; dev.env holds it):\n\n{}\n",
+                shown.join("\n")
+            );
+        }
+    }
+    tracing::info!(address = %local, node_id = settings.node_id, "serving");
+
+    coffer_gateway::serve(listener, tls, gateway, dns_suffix, shutdown_signal()).await?;
+    tracing::info!("shutting down");
+    store.shutdown().await;
+    Ok(())
+}
+
+fn dev_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        // Kept after exit (the path is printed), so a dev session can be restarted.
+        None => tempfile::Builder::new()
+            .prefix("coffer-dev-")
+            .tempdir()?
+            .keep(),
+    };
+    let files = dev::DevFiles::in_dir(data_dir);
+    dev::prepare(&files, &listen)?;
+    let root_key = RootKey::load_or_generate(&files.root_key)?;
+    let (token_hash, new_token) = dev::admin_token(&files)?;
+    Ok(Settings {
+        node_id: 1,
+        region: "local".into(),
+        data_dir: files.data_dir.clone(),
+        listen,
+        dns_suffix: None,
+        cert_pem: std::fs::read(&files.server_cert)?,
+        key_pem: read_private_file(&files.server_key)?,
+        root_key,
+        token_hash,
+        audit_file: files.audit.clone(),
+        snapshot_every: args.snapshot_every,
+        log_level: std::env::var("COFFER_LOG").unwrap_or_else(|_| "warn".into()),
+        dev: Some((files, new_token)),
+    })
+}
+
+fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
+    let path = args
+        .config
+        .as_ref()
+        .context("--config is required without --dev")?;
+    let config = Config::load(path)?;
+    let hash_text = read_private_file(&config.auth.admin_token_sha256_file)?;
+    let token_hash = std::str::from_utf8(&hash_text)
+        .ok()
+        .and_then(TokenHash::from_hex)
+        .with_context(|| {
+            format!(
+                "{} must hold a SHA-256 in hex",
+                config.auth.admin_token_sha256_file.display()
+            )
+        })?;
+    std::fs::create_dir_all(&config.node.data_dir)?;
+    Ok(Settings {
+        node_id: config.node.id,
+        region: config.node.region.clone(),
+        listen: config.listen.address,
+        dns_suffix: Some(config.listen.dns_suffix.clone()),
+        cert_pem: std::fs::read(&config.tls.cert_file)
+            .with_context(|| format!("reading {}", config.tls.cert_file.display()))?,
+        key_pem: read_private_file(&config.tls.key_file)?,
+        root_key: RootKey::load(&config.seal.root_key_file)?,
+        token_hash,
+        audit_file: config
+            .audit
+            .file
+            .clone()
+            .unwrap_or_else(|| config.node.data_dir.join("audit.log")),
+        snapshot_every: config.raft.snapshot_every,
+        log_level: config.log.level.clone(),
+        data_dir: config.node.data_dir,
+        dev: None,
+    })
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries only what the user is told to read.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGTERM handler unavailable");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+}
