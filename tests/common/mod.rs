@@ -1,0 +1,269 @@
+//! Test harness: a real `coffer server --dev` process on an ephemeral loopback port, and the
+//! real `coffer` CLI pointed at it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+
+pub struct DevServer {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    /// `host:port` the server listens on.
+    pub addr: String,
+    pub token: String,
+    pub ca_cert: PathBuf,
+}
+
+/// Reads `export K=V` lines.
+fn read_env(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).expect("dev.env readable");
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect()
+}
+
+impl DevServer {
+    /// Starts a dev server with its data in `data_dir` (created if missing).
+    pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("server.log"))
+            .expect("server log");
+        let mut child = Command::new(BIN)
+            .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("COFFER_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn coffer server");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps draining stdout for the life of the process so it never blocks on a pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("Coffer dev server listening on https://") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(data_dir.with_extension("server.log"))
+                    .unwrap_or_default();
+                panic!("server did not start within 60 s; its log:\n{log}");
+            }
+        };
+        let env = read_env(&data_dir.join("dev.env"));
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            get("COFFER_ADDR"),
+            format!("https://{addr}"),
+            "dev.env names this start's address"
+        );
+        Self {
+            child: Some(child),
+            data_dir: data_dir.to_owned(),
+            addr,
+            token: get("COFFER_TOKEN"),
+            ca_cert: PathBuf::from(get("COFFER_CA_CERT")),
+        }
+    }
+
+    /// A `coffer` CLI command with the connection environment set.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("COFFER_ADDR", format!("https://{}", self.addr))
+            .env("COFFER_TOKEN", &self.token)
+            .env("COFFER_CA_CERT", &self.ca_cert)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run coffer CLI")
+    }
+
+    /// Runs the CLI, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "coffer {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs the CLI, asserts failure with one error line, returns that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        assert!(
+            !out.status.success(),
+            "coffer {args:?} should fail; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "one error line expected, got: {stderr}"
+        );
+        stderr
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = args.to_vec();
+        full.extend(["--output", "json"]);
+        serde_json::from_str(&self.ok(&full)).expect("JSON output")
+    }
+
+    /// Stops the server with SIGTERM and waits for it (a clean shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            for _ in 0..300 {
+                if child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not stop within 30 s of SIGTERM");
+        }
+    }
+
+    /// Kills the server with SIGKILL: a crash, with no chance to flush anything.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Completes a TLS handshake offering only `version`; returns the version agreed on.
+    pub fn tls_handshake(
+        &self,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> Option<rustls::ProtocolVersion> {
+        let config = rustls::ClientConfig::builder_with_protocol_versions(&[version])
+            .with_root_certificates(self.root_store())
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("TLS client");
+        let mut tcp = TcpStream::connect(&self.addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut tcp).is_err() {
+                return None;
+            }
+        }
+        conn.protocol_version()
+    }
+
+    fn root_store(&self) -> rustls::RootCertStore {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.ca_cert).expect("CA PEM") {
+            roots.add(cert.expect("CA cert")).expect("add CA");
+        }
+        roots
+    }
+
+    fn tls_client_config(&self, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(self.root_store())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        Arc::new(config)
+    }
+
+    /// A plain HTTP/1.1 GET over TLS; returns (status, body).
+    pub fn https_get(&self, path: &str) -> (u16, String) {
+        let config = self.tls_client_config(b"http/1.1");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let conn = rustls::ClientConnection::new(config, name).expect("TLS client");
+        let tcp = TcpStream::connect(&self.addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        write!(
+            tls,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write request");
+        let mut response = Vec::new();
+        // A peer that closes without close_notify is fine here: the body is complete.
+        let _ = tls.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("HTTP status line");
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.data_dir.join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// The version id at the end of a secret id URL.
+pub fn version_of(id: &str) -> String {
+    id.rsplit('/').next().expect("id has a version").to_owned()
+}
