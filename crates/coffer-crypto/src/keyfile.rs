@@ -11,7 +11,10 @@ use zeroize::Zeroizing;
 use crate::CryptoError;
 
 fn key_file_error(path: &Path, reason: impl Into<String>) -> CryptoError {
-    CryptoError::KeyFile { path: path.to_owned(), reason: reason.into() }
+    CryptoError::KeyFile {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 /// Reads a private file, refusing it when its mode grants any access to group or others.
@@ -21,10 +24,15 @@ pub fn read_private_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, CryptoError>
     if mode & 0o077 != 0 {
         return Err(key_file_error(
             path,
-            format!("mode {:o} lets group or others read it; run chmod 600", mode & 0o777),
+            format!(
+                "mode {:o} lets group or others read it; run chmod 600",
+                mode & 0o777
+            ),
         ));
     }
-    fs::read(path).map(Zeroizing::new).map_err(|e| key_file_error(path, e.to_string()))
+    fs::read(path)
+        .map(Zeroizing::new)
+        .map_err(|e| key_file_error(path, e.to_string()))
 }
 
 /// Creates a new file with mode 0600 and writes `contents`, failing if it already exists.
@@ -37,8 +45,10 @@ pub fn create_private_file(path: &Path, contents: &[u8]) -> Result<(), CryptoErr
         .mode(0o600)
         .open(path)
         .map_err(|e| key_file_error(path, e.to_string()))?;
-    file.write_all(contents).map_err(|e| key_file_error(path, e.to_string()))?;
-    file.sync_all().map_err(|e| key_file_error(path, e.to_string()))
+    file.write_all(contents)
+        .map_err(|e| key_file_error(path, e.to_string()))?;
+    file.sync_all()
+        .map_err(|e| key_file_error(path, e.to_string()))
 }
 
 #[cfg(test)]
@@ -50,9 +60,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         create_private_file(&path, b"abc").unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(&*read_private_file(&path).unwrap(), b"abc");
-        assert!(create_private_file(&path, b"again").is_err(), "must not overwrite");
+        assert!(
+            create_private_file(&path, b"again").is_err(),
+            "must not overwrite"
+        );
     }
 
     #[test]

@@ -28,18 +28,24 @@ pub fn generate_dev_pki(names: &[String]) -> Result<DevPki, CryptoError> {
     let ca_key = KeyPair::generate().map_err(pki_err)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Coffer development CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Coffer development CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(pki_err)?;
 
     let server_key = KeyPair::generate().map_err(pki_err)?;
     let mut server_params = CertificateParams::new(names.to_vec()).map_err(pki_err)?;
-    server_params.distinguished_name.push(DnType::CommonName, "coffer");
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "coffer");
     server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     server_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let ca_key_pem = SecretString::new(ca_key.serialize_pem());
     let issuer = Issuer::new(ca_params, ca_key);
-    let server_cert = server_params.signed_by(&server_key, &issuer).map_err(pki_err)?;
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .map_err(pki_err)?;
 
     Ok(DevPki {
         ca_cert_pem: ca_cert.pem(),
@@ -57,7 +63,10 @@ mod tests {
     fn generates_pem_and_hides_keys_in_debug() {
         let pki = generate_dev_pki(&["localhost".into(), "127.0.0.1".into()]).unwrap();
         assert!(pki.ca_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(pki.server_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(
+            pki.server_cert_pem
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
         assert!(pki.server_key_pem.expose().contains("PRIVATE KEY"));
         assert!(!format!("{pki:?}").contains("PRIVATE"));
     }

@@ -26,10 +26,15 @@ impl RootKey {
             path: path.to_owned(),
             reason: "not base64 text".into(),
         })?;
-        let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| CryptoError::KeyFile {
-            path: path.to_owned(),
-            reason: "not base64 text".into(),
-        })?);
+        let bytes =
+            Zeroizing::new(
+                STANDARD
+                    .decode(text.trim())
+                    .map_err(|_| CryptoError::KeyFile {
+                        path: path.to_owned(),
+                        reason: "not base64 text".into(),
+                    })?,
+            );
         if bytes.len() != KEY_LEN {
             return Err(CryptoError::KeyFile {
                 path: path.to_owned(),
@@ -50,12 +55,18 @@ impl RootKey {
 
     /// Loads the key at `path`, generating it first if the file does not exist (dev mode).
     pub fn load_or_generate(path: &Path) -> Result<Self, CryptoError> {
-        if path.exists() { Self::load(path) } else { Self::generate(path) }
+        if path.exists() {
+            Self::load(path)
+        } else {
+            Self::generate(path)
+        }
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::Seal)?;
-        Ok(Self { key: LessSafeKey::new(unbound) })
+        Ok(Self {
+            key: LessSafeKey::new(unbound),
+        })
     }
 
     /// Creates a fresh data key for `vault` (case-folded name) and returns it with its wrapped
@@ -98,13 +109,21 @@ mod tests {
         let path = dir.path().join("root.key");
         let root = RootKey::generate(&path).unwrap();
         let (dk, wrapped) = root.new_data_key("kv1").unwrap();
-        let ctx = SealContext { vault: "kv1", kind: ObjectKind::Secret, name: "a", version: "v" };
+        let ctx = SealContext {
+            vault: "kv1",
+            kind: ObjectKind::Secret,
+            name: "a",
+            version: "v",
+        };
         let sealed = dk.seal(&ctx, b"hello").unwrap();
 
         let reloaded = RootKey::load(&path).unwrap();
         let dk2 = reloaded.unwrap_data_key("kv1", &wrapped).unwrap();
         assert_eq!(dk2.unseal(&ctx, &sealed).unwrap().expose(), b"hello");
-        assert!(reloaded.unwrap_data_key("kv2", &wrapped).is_err(), "bound to its vault");
+        assert!(
+            reloaded.unwrap_data_key("kv2", &wrapped).is_err(),
+            "bound to its vault"
+        );
         assert!(RootKey::generate(&path).is_err(), "never overwrites a key");
         assert_eq!(format!("{root:?}"), "RootKey(<redacted>)");
     }
@@ -114,6 +133,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("short.key");
         create_private_file(&path, STANDARD.encode([1u8; 16]).as_bytes()).unwrap();
-        assert!(RootKey::load(&path).unwrap_err().to_string().contains("16 bytes"));
+        assert!(
+            RootKey::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("16 bytes")
+        );
     }
 }

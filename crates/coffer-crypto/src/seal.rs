@@ -31,7 +31,13 @@ impl SealContext<'_> {
     fn additional_data(&self) -> Vec<u8> {
         // Components are NUL-separated; none may contain NUL (names are validated upstream).
         let mut aad = Vec::with_capacity(64);
-        for part in ["coffer.seal.v1", self.vault, self.kind.as_str(), self.name, self.version] {
+        for part in [
+            "coffer.seal.v1",
+            self.vault,
+            self.kind.as_str(),
+            self.name,
+            self.version,
+        ] {
             aad.extend_from_slice(part.as_bytes());
             aad.push(0);
         }
@@ -47,16 +53,26 @@ pub struct DataKey {
 impl DataKey {
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::Unseal)?;
-        Ok(Self { key: LessSafeKey::new(unbound) })
+        Ok(Self {
+            key: LessSafeKey::new(unbound),
+        })
     }
 
     /// Seals `plaintext` for `context`.
-    pub fn seal(&self, context: &SealContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn seal(
+        &self,
+        context: &SealContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         seal_with(&self.key, &context.additional_data(), plaintext)
     }
 
     /// Opens a value sealed by [`DataKey::seal`] for the same context.
-    pub fn unseal(&self, context: &SealContext<'_>, sealed: &[u8]) -> Result<SecretBytes, CryptoError> {
+    pub fn unseal(
+        &self,
+        context: &SealContext<'_>,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
         unseal_with(&self.key, &context.additional_data(), sealed)
     }
 }
@@ -67,20 +83,32 @@ impl fmt::Debug for DataKey {
     }
 }
 
-pub(crate) fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn seal_with(
+    key: &LessSafeKey,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);
     out.push(FORMAT_V1);
     out.extend_from_slice(&nonce);
     let mut body = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
-        .map_err(|_| CryptoError::Seal)?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut body,
+    )
+    .map_err(|_| CryptoError::Seal)?;
     out.extend_from_slice(&body);
     Ok(out)
 }
 
-pub(crate) fn unseal_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes, CryptoError> {
+pub(crate) fn unseal_with(
+    key: &LessSafeKey,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<SecretBytes, CryptoError> {
     if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != FORMAT_V1 {
         return Err(CryptoError::Unseal);
     }
@@ -89,7 +117,11 @@ pub(crate) fn unseal_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Resul
     // Opened in place inside a zeroizing buffer, so the plaintext never sits in plain memory.
     let mut buf = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
     let len = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
         .map_err(|_| CryptoError::Unseal)?
         .len();
     buf.truncate(len);
@@ -105,7 +137,12 @@ mod tests {
     }
 
     fn ctx<'a>(name: &'a str, version: &'a str) -> SealContext<'a> {
-        SealContext { vault: "kv1", kind: ObjectKind::Secret, name, version }
+        SealContext {
+            vault: "kv1",
+            kind: ObjectKind::Secret,
+            name,
+            version,
+        }
     }
 
     #[test]
@@ -113,7 +150,10 @@ mod tests {
         let k = key();
         let sealed = k.seal(&ctx("a", "v1"), b"S3cret!").unwrap();
         assert!(!sealed.windows(7).any(|w| w == b"S3cret!"));
-        assert_eq!(k.unseal(&ctx("a", "v1"), &sealed).unwrap().expose(), b"S3cret!");
+        assert_eq!(
+            k.unseal(&ctx("a", "v1"), &sealed).unwrap().expose(),
+            b"S3cret!"
+        );
     }
 
     #[test]
@@ -122,9 +162,15 @@ mod tests {
         let sealed = k.seal(&ctx("a", "v1"), b"value").unwrap();
         assert!(k.unseal(&ctx("b", "v1"), &sealed).is_err(), "other name");
         assert!(k.unseal(&ctx("a", "v2"), &sealed).is_err(), "other version");
-        let other_kind = SealContext { kind: ObjectKind::Key, ..ctx("a", "v1") };
+        let other_kind = SealContext {
+            kind: ObjectKind::Key,
+            ..ctx("a", "v1")
+        };
         assert!(k.unseal(&other_kind, &sealed).is_err(), "other kind");
-        let other_vault = SealContext { vault: "kv2", ..ctx("a", "v1") };
+        let other_vault = SealContext {
+            vault: "kv2",
+            ..ctx("a", "v1")
+        };
         assert!(k.unseal(&other_vault, &sealed).is_err(), "other vault");
     }
 
@@ -152,7 +198,12 @@ mod tests {
     /// 96-bit IV, 128-bit tag, no AAD, 128-bit plaintext set) through our framing.
     #[test]
     fn nist_known_answer() {
-        let hex = |s: &str| (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect::<Vec<u8>>();
+        let hex = |s: &str| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
         let key = hex("31bdadd96698c204aa9ce1448ea94ae1fb4a9a0b3c9d773b51bb1822666b8f22");
         let iv = hex("0d18e06c7c725ac9e362e1ce");
         let pt = hex("2db5168e932556f8089a0622981d017d");
@@ -163,7 +214,10 @@ mod tests {
         sealed.extend_from_slice(&iv);
         sealed.extend_from_slice(&ct);
         sealed.extend_from_slice(&tag);
-        assert_eq!(unseal_with(&k, &[], &sealed).unwrap().expose(), pt.as_slice());
+        assert_eq!(
+            unseal_with(&k, &[], &sealed).unwrap().expose(),
+            pt.as_slice()
+        );
     }
 
     #[test]

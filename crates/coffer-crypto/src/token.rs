@@ -17,7 +17,10 @@ const TOKEN_PREFIX: &str = "cft_";
 pub fn generate_token() -> Result<SecretString, CryptoError> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     fill_random(&mut *bytes)?;
-    Ok(SecretString::new(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes.as_slice()))))
+    Ok(SecretString::new(format!(
+        "{TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(bytes.as_slice())
+    )))
 }
 
 /// The SHA-256 of a token.

@@ -84,7 +84,11 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, inner: None, message: message.into() }
+        Self {
+            code,
+            inner: None,
+            message: message.into(),
+        }
     }
 
     pub fn with_inner(mut self, inner: InnerCode) -> Self {
@@ -111,14 +115,20 @@ impl Error {
     pub fn vault_not_found(vault: &str) -> Self {
         Self::new(
             ErrorCode::VaultNotFound,
-            format!("A vault with name {} was not found.", quote_user_text(vault)),
+            format!(
+                "A vault with name {} was not found.",
+                quote_user_text(vault)
+            ),
         )
     }
 
     pub fn vault_exists(vault: &str) -> Self {
         Self::new(
             ErrorCode::Conflict,
-            format!("A vault with name {} already exists.", quote_user_text(vault)),
+            format!(
+                "A vault with name {} already exists.",
+                quote_user_text(vault)
+            ),
         )
     }
 
@@ -164,7 +174,10 @@ impl Error {
 
     /// True when the same request may succeed if the caller tries again later.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.code, ErrorCode::Throttled | ErrorCode::ServiceUnavailable)
+        matches!(
+            self.code,
+            ErrorCode::Throttled | ErrorCode::ServiceUnavailable
+        )
     }
 }
 
@@ -216,6 +229,9 @@ mod tests {
         let e = Error::secret_disabled("get");
         assert_eq!(e.code, ErrorCode::Forbidden);
         assert_eq!(e.inner, Some(InnerCode::SecretDisabled));
-        assert_eq!(e.message, "Operation get is not allowed on a disabled secret.");
+        assert_eq!(
+            e.message,
+            "Operation get is not allowed on a disabled secret."
+        );
     }
 }

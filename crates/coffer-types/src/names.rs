@@ -16,7 +16,9 @@ impl VaultName {
     pub fn parse(name: &str) -> Result<Self, Error> {
         let bytes = name.as_bytes();
         let valid = (3..=24).contains(&bytes.len())
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
             && bytes[0].is_ascii_alphabetic()
             && bytes[bytes.len() - 1].is_ascii_alphanumeric()
             && !name.contains("--");
@@ -75,7 +77,11 @@ impl ObjectName {
     pub fn parse(name: &str) -> Result<Self, Error> {
         let valid = (1..=127).contains(&name.len())
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if valid { Ok(Self(name.to_owned())) } else { Err(Error::invalid_name(name)) }
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(Error::invalid_name(name))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -139,7 +145,18 @@ mod tests {
         for ok in ["abc", "ecotracker-kv", "A1-b2", &"a".repeat(24)] {
             assert!(VaultName::parse(ok).is_ok(), "{ok} should be valid");
         }
-        for bad in ["", "ab", &"a".repeat(25), "1abc", "abc-", "a--b", "a_b", "../x", "café", "a b"] {
+        for bad in [
+            "",
+            "ab",
+            &"a".repeat(25),
+            "1abc",
+            "abc-",
+            "a--b",
+            "a_b",
+            "../x",
+            "café",
+            "a b",
+        ] {
             let err = VaultName::parse(bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::BadParameter, "{bad}");
         }

@@ -160,7 +160,10 @@ mod tests {
     fn recovery_level_follows_azure() {
         assert_eq!(vault(90, false).recovery_level(), "Recoverable+Purgeable");
         assert_eq!(vault(90, true).recovery_level(), "Recoverable");
-        assert_eq!(vault(7, false).recovery_level(), "CustomizedRecoverable+Purgeable");
+        assert_eq!(
+            vault(7, false).recovery_level(),
+            "CustomizedRecoverable+Purgeable"
+        );
         assert_eq!(vault(30, true).recovery_level(), "CustomizedRecoverable");
     }
 

@@ -56,7 +56,9 @@ mod tests {
     use super::*;
 
     fn n(count: usize) -> Vec<(String, String)> {
-        (0..count).map(|i| (format!("k{i}"), format!("v{i}"))).collect()
+        (0..count)
+            .map(|i| (format!("k{i}"), format!("v{i}")))
+            .collect()
     }
 
     #[test]
