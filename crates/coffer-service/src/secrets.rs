@@ -1,7 +1,7 @@
 //! Secret operations.
 
 use coffer_crypto::{SealContext, SecretString};
-use coffer_store::{Applied, Command, SecretPatch};
+use coffer_store::{Applied, Command, Page, SecretPatch};
 use coffer_types::limits::{MAX_CONTENT_TYPE_CHARS, MAX_SECRET_VALUE_BYTES};
 use coffer_types::records::RECORD_FORMAT;
 use coffer_types::{
@@ -41,6 +41,22 @@ pub struct SecretBundle {
     pub vault: VaultRecord,
     pub record: SecretRecord,
     pub value: Option<SecretString>,
+}
+
+/// A page of secret records as bundles without values: what every list operation returns.
+fn value_free_listing(vault: &VaultRecord, page: Page<SecretRecord>) -> Listing<SecretBundle> {
+    Listing {
+        items: page
+            .items
+            .into_iter()
+            .map(|record| SecretBundle {
+                vault: vault.clone(),
+                record,
+                value: None,
+            })
+            .collect(),
+        next_page_token: encode_token(page.next),
+    }
 }
 
 /// Latest time we accept: 9999-12-31T23:59:59Z.
@@ -199,18 +215,7 @@ impl Service {
         let page = self
             .store
             .secrets(&vault_name.key(), after.as_deref(), max)?;
-        Ok(Listing {
-            items: page
-                .items
-                .into_iter()
-                .map(|record| SecretBundle {
-                    vault: vault.clone(),
-                    record,
-                    value: None,
-                })
-                .collect(),
-            next_page_token: encode_token(page.next),
-        })
+        Ok(value_free_listing(&vault, page))
     }
 
     /// Every version of one secret, without values. An unknown name lists nothing, as in Azure.
@@ -229,18 +234,7 @@ impl Service {
         let page =
             self.store
                 .secret_versions(&vault_name.key(), &name.key(), after.as_deref(), max)?;
-        Ok(Listing {
-            items: page
-                .items
-                .into_iter()
-                .map(|record| SecretBundle {
-                    vault: vault.clone(),
-                    record,
-                    value: None,
-                })
-                .collect(),
-            next_page_token: encode_token(page.next),
-        })
+        Ok(value_free_listing(&vault, page))
     }
 
     /// Changes attributes of one version (the latest when `version` is empty). The value of a
