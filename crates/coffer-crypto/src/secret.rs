@@ -2,15 +2,34 @@
 
 use std::fmt;
 
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
+
+// The wipes are non-generic functions of this crate on purpose: zeroize's generic code would
+// otherwise be instantiated, unoptimised, in whichever crate drops the value, and wiping a
+// 25 KB value that way costs more than decrypting it.
+#[inline(never)]
+fn wipe_bytes(bytes: &mut Vec<u8>) {
+    bytes.zeroize();
+}
+
+#[inline(never)]
+fn wipe_string(text: &mut String) {
+    text.zeroize();
+}
 
 /// Secret bytes (a value, a key): zeroized on drop, never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretBytes(Zeroizing<Vec<u8>>);
+pub struct SecretBytes(Vec<u8>);
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        wipe_bytes(&mut self.0);
+    }
+}
 
 impl SecretBytes {
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(Zeroizing::new(bytes))
+        Self(bytes)
     }
 
     pub fn expose(&self) -> &[u8] {
@@ -34,11 +53,17 @@ impl fmt::Debug for SecretBytes {
 
 /// A secret string (a secret value, a token): zeroized on drop, never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(Zeroizing<String>);
+pub struct SecretString(String);
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        wipe_string(&mut self.0);
+    }
+}
 
 impl SecretString {
     pub fn new(text: String) -> Self {
-        Self(Zeroizing::new(text))
+        Self(text)
     }
 
     pub fn expose(&self) -> &str {
@@ -55,9 +80,8 @@ impl SecretString {
 
     /// Takes the text out, for handing to a wire type. The caller owns its zeroization from
     /// here on.
-    pub fn into_inner(self) -> String {
-        let mut inner = self.0;
-        std::mem::take(&mut *inner)
+    pub fn into_inner(mut self) -> String {
+        std::mem::take(&mut self.0)
     }
 }
 
