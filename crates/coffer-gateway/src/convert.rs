@@ -2,7 +2,7 @@
 //! gRPC statuses. This is the one place a Coffer error code becomes a gRPC code.
 
 use coffer_proto::v1 as pb;
-use coffer_service::SecretBundle;
+use coffer_service::{Listing, SecretBundle};
 use coffer_types::{Error, ErrorCode, Sku, VaultRecord};
 use tonic::Status;
 use tonic::metadata::MetadataValue;
@@ -89,6 +89,21 @@ pub(crate) fn secret_to_pb(bundle: SecretBundle, base: &UriBase) -> pb::Secret {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         id,
+    }
+}
+
+/// A page of secrets (list results never carry values: the service returns none).
+pub(crate) fn secret_page_to_pb(
+    page: Listing<SecretBundle>,
+    base: &UriBase,
+) -> pb::ListSecretsResponse {
+    pb::ListSecretsResponse {
+        secrets: page
+            .items
+            .into_iter()
+            .map(|b| secret_to_pb(b, base))
+            .collect(),
+        next_page_token: page.next_page_token.unwrap_or_default(),
     }
 }
 

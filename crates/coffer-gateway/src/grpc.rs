@@ -13,7 +13,9 @@ use coffer_types::Error;
 use coffer_types::error::quote_user_text;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{UriBase, secret_to_pb, sku_from_pb, status_from, tags_from_pb, vault_to_pb};
+use crate::convert::{
+    UriBase, secret_page_to_pb, secret_to_pb, sku_from_pb, status_from, tags_from_pb, vault_to_pb,
+};
 use crate::pipeline::{Audited, ClientAddr, Gateway, Target};
 
 #[derive(Clone)]
@@ -261,14 +263,7 @@ impl SecretService for GrpcApi {
                 let page = svc
                     .list_secrets(&r.vault, Some(r.max_results), Some(&r.page_token))
                     .await?;
-                Ok(pb::ListSecretsResponse {
-                    secrets: page
-                        .items
-                        .into_iter()
-                        .map(|b| secret_to_pb(b, &base))
-                        .collect(),
-                    next_page_token: page.next_page_token.unwrap_or_default(),
-                })
+                Ok(secret_page_to_pb(page, &base))
             },
         )
         .await
@@ -293,14 +288,7 @@ impl SecretService for GrpcApi {
                         Some(&r.page_token),
                     )
                     .await?;
-                Ok(pb::ListSecretsResponse {
-                    secrets: page
-                        .items
-                        .into_iter()
-                        .map(|b| secret_to_pb(b, &base))
-                        .collect(),
-                    next_page_token: page.next_page_token.unwrap_or_default(),
-                })
+                Ok(secret_page_to_pb(page, &base))
             },
         )
         .await

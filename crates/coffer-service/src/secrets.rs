@@ -59,6 +59,14 @@ fn value_free_listing(vault: &VaultRecord, page: Page<SecretRecord>) -> Listing<
     }
 }
 
+/// A version given by a caller, where empty or absent means the latest.
+fn optional_version(version: Option<&str>) -> Result<Option<Version>, Error> {
+    version
+        .filter(|v| !v.is_empty())
+        .map(Version::parse)
+        .transpose()
+}
+
 /// Latest time we accept: 9999-12-31T23:59:59Z.
 const MAX_TIME: i64 = 253_402_300_799;
 
@@ -160,10 +168,7 @@ impl Service {
     ) -> Result<SecretBundle, Error> {
         let vault_name = VaultName::parse(vault)?;
         let name = ObjectName::parse(name)?;
-        let version = version
-            .filter(|v| !v.is_empty())
-            .map(Version::parse)
-            .transpose()?;
+        let version = optional_version(version)?;
         let vault = self.vault_for(&vault_name).await?;
         let record = self
             .store
@@ -248,10 +253,7 @@ impl Service {
     ) -> Result<SecretBundle, Error> {
         let vault_name = VaultName::parse(vault)?;
         let name = ObjectName::parse(name)?;
-        let version = version
-            .filter(|v| !v.is_empty())
-            .map(Version::parse)
-            .transpose()?;
+        let version = optional_version(version)?;
         validate_content_type(update.content_type.as_deref())?;
         validate_time("nbf", update.not_before)?;
         validate_time("exp", update.expires)?;
