@@ -199,6 +199,44 @@ fn missing_and_wrong_credentials_are_unauthenticated() {
             assert!(!status.message().contains("wrong-token"));
         }
     });
+    // Times are checked by the server, not only by the CLI's parser.
+    runtime.block_on(async {
+        use coffer_proto::v1::secret_service_client::SecretServiceClient;
+        let ca = std::fs::read(&server.ca_cert).unwrap();
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+            .domain_name("localhost");
+        let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = SecretServiceClient::new(channel);
+        for expires in [-1, 253_402_300_800, i64::MAX] {
+            let mut request = tonic::Request::new(coffer_proto::v1::SetSecretRequest {
+                vault: V.into(),
+                name: "good".into(),
+                value: "never-stored".into(),
+                expires: Some(expires),
+                ..Default::default()
+            });
+            let auth = format!("Bearer {}", server.token).parse().unwrap();
+            request.metadata_mut().insert("authorization", auth);
+            let status = client.set_secret(request).await.unwrap_err();
+            assert_eq!(
+                status.code(),
+                tonic::Code::InvalidArgument,
+                "expires {expires}"
+            );
+            assert_eq!(
+                status.metadata().get("x-coffer-error-code").unwrap(),
+                "BadParameter"
+            );
+            assert!(!status.message().contains("never-stored"));
+        }
+    });
     // The CLI with a wrong token says so in one line.
     let out = server
         .command(&["vault", "list"])

@@ -29,8 +29,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn no_plaintext_value_in_any_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    // Snapshot often, so snapshot files exist and are scanned too.
-    let mut server = DevServer::start_with(&data, &["--snapshot-every", "4"]);
+    // Snapshot often, so snapshot files exist and are scanned too; log everything, openraft's
+    // trace output included, so the server log is scanned at its most talkative.
+    let mut server = DevServer::start_logged(&data, &["--snapshot-every", "4"], "trace");
     let marker = "ZEBRA-7c1e4f0d-PLAINTEXT-MARKER";
     server.ok(&[
         "vault",

@@ -39,6 +39,11 @@ impl DevServer {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_logged(data_dir, extra, "info")
+    }
+
+    /// Starts a dev server whose log (in `{data_dir}.server.log`) is filtered at `level`.
+    pub fn start_logged(data_dir: &Path, extra: &[&str], level: &str) -> Self {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -49,7 +54,7 @@ impl DevServer {
             .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("COFFER_LOG", "info")
+            .env("COFFER_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

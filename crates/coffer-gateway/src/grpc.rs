@@ -37,24 +37,36 @@ impl GrpcApi {
         f: F,
     ) -> Result<Response<T>, Status>
     where
-        T: Audited,
-        F: FnOnce(R, Principal) -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
+        T: Audited + Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(R, Principal) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let bearer = bearer_token(&request);
         let client = request.extensions().get::<ClientAddr>().map(|a| a.0);
         let body = request.into_inner();
         let target = target(&body);
-        let (request_id, result) = self
-            .gateway
-            .call(
-                operation,
-                bearer.as_ref().map(|t| t.expose()),
-                client,
-                target,
-                |principal| f(body, principal),
-            )
-            .await;
+        let gateway = self.gateway.clone();
+        // The request runs in its own task: if the client goes away and tonic drops this
+        // handler, a write that was already proposed still completes and is still audited.
+        let task = tokio::spawn(async move {
+            gateway
+                .call(
+                    operation,
+                    bearer.as_ref().map(|t| t.expose()),
+                    client,
+                    target,
+                    |principal| f(body, principal),
+                )
+                .await
+        });
+        let (request_id, result) = match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(operation, error = %e, "request task failed");
+                return Err(Status::internal("The request failed inside the server."));
+            }
+        };
         match result {
             Ok(value) => {
                 let mut response = Response::new(value);

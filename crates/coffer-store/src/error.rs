@@ -28,10 +28,22 @@ impl StoreError {
 }
 
 impl From<StoreError> for coffer_types::Error {
+    /// Clients learn that the store failed, not how: the detail (paths, decoder messages that
+    /// may quote stored bytes) goes to the server log only.
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => coffer_types::Error::unavailable(m),
-            other => coffer_types::Error::internal(other.to_string()),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "store unavailable");
+                coffer_types::Error::unavailable(
+                    "The vault store cannot serve this request now; retry later.",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                coffer_types::Error::internal(
+                    "The vault store failed; the server log has the detail.",
+                )
+            }
         }
     }
 }

@@ -34,15 +34,35 @@ impl From<StoreError> for io::Error {
     }
 }
 
-/// The log store; cheap to clone (it shares the database).
+/// The log store; cheap to clone (it shares the database and the flusher).
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: Arc<DB>,
+    flusher: std::sync::mpsc::Sender<IOFlushed<TypeConfig>>,
 }
 
 impl LogStore {
     pub(crate) fn new(db: Arc<DB>) -> Self {
-        Self { db }
+        // One thread syncs the write-ahead log and reports appends durable, in the order they
+        // were made: openraft reads each report as "everything up to here is on disk". One sync
+        // covers every append queued before it, so a burst of appends costs one fsync per wake.
+        let (flusher, queue) = std::sync::mpsc::channel::<IOFlushed<TypeConfig>>();
+        let wal = db.clone();
+        std::thread::Builder::new()
+            .name("coffer-wal-sync".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut waiting = vec![first];
+                    waiting.extend(queue.try_iter());
+                    let result = wal.flush_wal(true).map_err(|e| e.to_string());
+                    for callback in waiting {
+                        callback.io_completed(result.clone().map_err(io::Error::other));
+                    }
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!(error = %e, "WAL sync thread did not start"));
+        Self { db, flusher }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -155,14 +175,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(cf, db::index_key(entry.index()), db::encode(&entry)?);
         }
         // The entries must be readable when this returns, so the batch goes into RocksDB here;
-        // the fsync of the write-ahead log runs off the Raft task, and only after it succeeds
+        // the fsync of the write-ahead log runs on the sync thread, and only after it succeeds
         // are the entries reported durable.
         self.db.write(batch).map_err(io_err)?;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            callback.io_completed(db.flush_wal(true).map_err(io_err));
-        });
-        Ok(())
+        self.flusher
+            .send(callback)
+            .map_err(|_| io_err("the WAL sync thread has stopped"))
     }
 
     async fn truncate_after(

@@ -36,6 +36,8 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 pub struct StateMachine {
     db: Arc<DB>,
     snapshot_dir: PathBuf,
+    /// Serializes snapshot file writes: a build and an install may run at the same time.
+    files: Arc<std::sync::Mutex<()>>,
 }
 
 /// What a snapshot file holds besides the data.
@@ -47,7 +49,11 @@ struct SnapshotHeader {
 impl StateMachine {
     pub(crate) fn new(db: Arc<DB>, snapshot_dir: PathBuf) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&snapshot_dir).map_err(StoreError::storage)?;
-        Ok(Self { db, snapshot_dir })
+        Ok(Self {
+            db,
+            snapshot_dir,
+            files: Arc::default(),
+        })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -73,30 +79,41 @@ impl StateMachine {
         self.snapshot_dir.join(format!("{index:020}-{leader}.snap"))
     }
 
-    /// Writes `data` (with its meta) as the current snapshot file and removes older ones.
+    /// Writes `data` (with its meta) as the current snapshot file, unless a newer one exists,
+    /// and removes older ones.
     fn save_snapshot_file(
         &self,
         meta: &SnapshotMetaOf<TypeConfig>,
         data: &[u8],
     ) -> Result<(), io::Error> {
-        let header = serde_json::to_vec(&SnapshotHeader { meta: meta.clone() }).map_err(io_err)?;
-        let mut file_bytes = Vec::with_capacity(8 + header.len() + data.len());
-        file_bytes.extend_from_slice(&(header.len() as u64).to_be_bytes());
-        file_bytes.extend_from_slice(&header);
-        file_bytes.extend_from_slice(data);
-
+        // The guard protects no data of its own, so a poisoned lock is as good as a clean one.
+        let _guard = self
+            .files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let path = self.snapshot_path(meta);
+        if self
+            .latest_snapshot_file()?
+            .is_some_and(|latest| latest > path)
+        {
+            return Ok(());
+        }
+        let header = serde_json::to_vec(&SnapshotHeader { meta: meta.clone() }).map_err(io_err)?;
         let tmp = path.with_extension("tmp");
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&file_bytes)?;
+            f.write_all(&(header.len() as u64).to_be_bytes())?;
+            f.write_all(&header)?;
+            f.write_all(data)?;
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &path)?;
+        // The rename is durable only once the directory is synced.
+        std::fs::File::open(&self.snapshot_dir)?.sync_all()?;
         for entry in std::fs::read_dir(&self.snapshot_dir)? {
             let other = entry?.path();
-            if other != path {
+            if other.extension().is_some_and(|e| e == "snap") && other < path {
                 std::fs::remove_file(&other)?;
             }
         }
@@ -121,8 +138,7 @@ impl StateMachine {
 /// `magic, then per record: cf index (u8), key length (u32 BE), key, value length (u32 BE),
 /// value; then END_TAG and the record count (u64 BE)`. The trailer makes a snapshot cut short
 /// at a record boundary detectable.
-fn encode_snapshot(db: &DB) -> Result<Vec<u8>, StoreError> {
-    let snapshot = db.snapshot();
+fn encode_snapshot(db: &DB, snapshot: &rocksdb::Snapshot<'_>) -> Result<Vec<u8>, StoreError> {
     let mut out = SNAPSHOT_MAGIC.to_vec();
     let mut count: u64 = 0;
     for (index, name) in STATE_CFS.iter().enumerate() {
@@ -193,13 +209,22 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let this = self.clone();
         tokio::task::spawn_blocking(
             move || -> Result<SnapshotOf<TypeConfig, Cursor<Vec<u8>>>, io::Error> {
-                // Meta and data must describe the same state: apply() does not run while a snapshot
-                // is built from this clone, because openraft serializes state-machine calls, and the
-                // RocksDB snapshot pins the data.
-                let last_log_id: Option<LogIdOf<TypeConfig>> = this.get_meta(KEY_LAST_APPLIED)?;
-                let last_membership: StoredMembershipOf<TypeConfig> =
-                    this.get_meta(KEY_MEMBERSHIP)?.unwrap_or_default();
-                let data = encode_snapshot(&this.db)?;
+                // Meta and data come from one RocksDB snapshot: openraft applies entries while
+                // a builder runs, and a snapshot holding data newer than its recorded index
+                // would have those entries applied twice on the node that installs it.
+                let snapshot = this.db.snapshot();
+                let meta_cf = db::cf(&this.db, CF_SM_META)?;
+                let read_meta = |key: &[u8]| -> Result<Option<Vec<u8>>, StoreError> {
+                    snapshot.get_cf(meta_cf, key).map_err(StoreError::storage)
+                };
+                let last_log_id: Option<LogIdOf<TypeConfig>> = read_meta(KEY_LAST_APPLIED)?
+                    .map(|b| db::decode(&b))
+                    .transpose()?;
+                let last_membership: StoredMembershipOf<TypeConfig> = read_meta(KEY_MEMBERSHIP)?
+                    .map(|b| db::decode(&b))
+                    .transpose()?
+                    .unwrap_or_default();
+                let data = encode_snapshot(&this.db, &snapshot)?;
                 let meta = SnapshotMetaOf::<TypeConfig> {
                     last_log_id,
                     last_membership,
@@ -325,6 +350,101 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 mod tests {
     use super::*;
 
+    fn records() -> (coffer_types::VaultRecord, coffer_types::SecretRecord) {
+        use coffer_types::records::RECORD_FORMAT;
+        let vault = coffer_types::VaultRecord {
+            format: RECORD_FORMAT,
+            id: "11".repeat(16),
+            name: "kv".into(),
+            location: "eastus".into(),
+            sku: coffer_types::Sku::Standard,
+            retention_days: 90,
+            purge_protection: false,
+            tags: coffer_types::Tags::default(),
+            created: 1,
+            updated: 1,
+            wrapped_key: vec![1, 2, 3],
+        };
+        let secret = coffer_types::SecretRecord {
+            format: RECORD_FORMAT,
+            name: "a".into(),
+            version: "22".repeat(16),
+            sealed_value: vec![9; 40],
+            content_type: None,
+            enabled: true,
+            not_before: None,
+            expires: None,
+            created: 2,
+            updated: 2,
+            tags: coffer_types::Tags::default(),
+        };
+        (vault, secret)
+    }
+
+    #[tokio::test]
+    async fn a_built_snapshot_installs_into_a_fresh_state_machine() {
+        use crate::command::Command;
+        use openraft::alias::EntryOf;
+
+        let dir_a = tempfile::tempdir().unwrap();
+        let db_a = db::open(&dir_a.path().join("db")).unwrap();
+        let mut a = StateMachine::new(db_a.clone(), dir_a.path().join("snapshots")).unwrap();
+        let (vault, secret) = records();
+        let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = vec![
+            Ok((
+                EntryOf::<TypeConfig>::new_normal(
+                    openraft::testing::log_id::<TypeConfig>(1, 1, 1),
+                    Command::CreateVault {
+                        record: vault.clone(),
+                    },
+                ),
+                None,
+            )),
+            Ok((
+                EntryOf::<TypeConfig>::new_normal(
+                    openraft::testing::log_id::<TypeConfig>(1, 1, 2),
+                    Command::PutSecret {
+                        vault: "kv".into(),
+                        vault_id: vault.id.clone(),
+                        record: secret.clone(),
+                    },
+                ),
+                None,
+            )),
+        ];
+        a.apply(futures::stream::iter(entries)).await.unwrap();
+        let built = a
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(built.meta.last_log_id.unwrap().index(), 2);
+
+        let dir_b = tempfile::tempdir().unwrap();
+        let db_b = db::open(&dir_b.path().join("db")).unwrap();
+        let mut b = StateMachine::new(db_b.clone(), dir_b.path().join("snapshots")).unwrap();
+        b.install_snapshot(&built.meta, built.snapshot)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            b.applied_state().await.unwrap().0,
+            a.applied_state().await.unwrap().0
+        );
+        assert_eq!(crate::read::vault(&db_b, "kv").unwrap(), Some(vault));
+        assert_eq!(
+            crate::read::secret(&db_b, "kv", "a", None).unwrap(),
+            Some(secret)
+        );
+        let current = b
+            .get_current_snapshot()
+            .await
+            .unwrap()
+            .expect("installed snapshot is current");
+        assert_eq!(current.meta, built.meta);
+    }
+
     #[test]
     fn snapshot_format_round_trips_and_rejects_truncation() {
         let dir = tempfile::tempdir().unwrap();
@@ -333,7 +453,7 @@ mod tests {
             .unwrap();
         db.put_cf(db::cf(&db, db::CF_SECRETS).unwrap(), b"kv\0a\0v", b"rec")
             .unwrap();
-        let data = encode_snapshot(&db).unwrap();
+        let data = encode_snapshot(&db, &db.snapshot()).unwrap();
         let records = decode_snapshot(&data).unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0], (0, &b"kv"[..], &b"{}"[..]));
