@@ -53,6 +53,25 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
+    fn debug_of_parsed_arguments_hides_a_secret_value() {
+        let cli = Cli::try_parse_from([
+            "coffer",
+            "secret",
+            "set",
+            "--vault",
+            "kv",
+            "--name",
+            "n",
+            "--value",
+            "hunter2-cli",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("SecretArg(<redacted>)"), "{shown}");
+        assert!(!shown.contains("hunter2-cli"), "{shown}");
+    }
+
+    #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }

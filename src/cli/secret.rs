@@ -73,9 +73,9 @@ enum SecretCommand {
         /// Secret name.
         #[arg(long, short = 'n')]
         name: String,
-        /// The secret value.
+        /// The secret value (visible to `ps` while the command runs: prefer --file).
         #[arg(long)]
-        value: Option<String>,
+        value: Option<super::args::SecretArg>,
         /// Read the value from this file.
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
@@ -144,9 +144,17 @@ pub async fn run(args: SecretArgs) -> Result<(), CliError> {
             let not_before = parse_time("--not-before", attributes.not_before.as_deref())?;
             let expires = parse_time("--expires", attributes.expires.as_deref())?;
             let value = match (value, file) {
-                (Some(value), _) => value,
+                (Some(value), _) => value.0,
                 (None, Some(path)) => {
                     let encoding = encoding.unwrap_or(Encoding::Utf8);
+                    if tags.len() >= coffer_types::limits::MAX_TAGS
+                        && !tags.contains_key("file-encoding")
+                    {
+                        return Err(CliError::bad_parameter(format!(
+                            "--file adds the tag file-encoding, so at most {} other tags fit.",
+                            coffer_types::limits::MAX_TAGS - 1
+                        )));
+                    }
                     // Recorded as az does, so that a download can undo the encoding.
                     tags.insert("file-encoding".to_owned(), encoding.tag().to_owned());
                     read_value_file(&path, encoding)?
