@@ -267,4 +267,32 @@ fn names_are_case_insensitive_and_conflicts_are_refused() {
     );
     let missing = server.fails(&["secret", "show", "--vault", "case-kv", "--name", "nope"]);
     assert!(missing.contains("SecretNotFound"), "{missing}");
+    // Errors echo the name as the caller wrote it.
+    let missing = server.fails(&[
+        "secret",
+        "set-attributes",
+        "--vault",
+        "case-kv",
+        "--name",
+        "NoSuchName",
+        "--enabled",
+        "false",
+    ]);
+    assert!(
+        missing.contains("SecretNotFound") && missing.contains("NoSuchName"),
+        "{missing}"
+    );
+    // Attributes update the same secret whatever the case of its name.
+    server.ok(&[
+        "secret",
+        "set-attributes",
+        "--vault",
+        "case-kv",
+        "--name",
+        "DBPASS",
+        "--content-type",
+        "text/x",
+    ]);
+    let shown = server.json(&["secret", "show", "--vault", "case-kv", "--name", "DbPass"]);
+    assert_eq!(shown["contentType"], "text/x");
 }

@@ -268,7 +268,7 @@ impl Service {
         };
         let command = Command::UpdateSecret {
             vault: vault_name.key(),
-            name: name.key(),
+            name: name.as_str().to_owned(),
             version: version.map(|v| v.to_string()),
             patch,
             updated: self.clock.now_unix(),

@@ -174,14 +174,16 @@ fn update_secret(
     if load_vault(db, vault)?.is_none() {
         return Ok(Err(Error::vault_not_found(vault)));
     }
+    // `name` is as the caller wrote it (errors echo it, as Azure's do); keys are case-folded.
+    let key = name.to_ascii_lowercase();
     let version = match version {
         Some(v) => v.to_owned(),
-        None => match load_head(db, vault, name)? {
+        None => match load_head(db, vault, &key)? {
             Some(v) => v,
             None => return Ok(Err(Error::secret_not_found(name))),
         },
     };
-    let Some(mut record) = load_secret(db, vault, name, &version)? else {
+    let Some(mut record) = load_secret(db, vault, &key, &version)? else {
         return Ok(Err(Error::secret_version_not_found(name, &version)));
     };
     if let Some(enabled) = patch.enabled {
@@ -202,7 +204,7 @@ fn update_secret(
     record.updated = updated;
     batch.put_cf(
         db::cf(db, CF_SECRETS)?,
-        db::join_key(&[vault, name, &version]),
+        db::join_key(&[vault, &key, &version]),
         db::encode(&record)?,
     );
     Ok(Ok(Applied::Secret(record)))

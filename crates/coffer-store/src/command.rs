@@ -24,7 +24,8 @@ pub enum Command {
         vault_id: String,
         record: SecretRecord,
     },
-    /// Changes attributes of one version; `version: None` means the latest.
+    /// Changes attributes of one version; `version: None` means the latest. `name` is as the
+    /// caller gave it; the state machine folds its case.
     UpdateSecret {
         vault: String,
         name: String,
