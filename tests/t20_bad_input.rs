@@ -166,17 +166,7 @@ fn missing_and_wrong_credentials_are_unauthenticated() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use coffer_proto::v1::vault_service_client::VaultServiceClient;
-        let ca = std::fs::read(&server.ca_cert).unwrap();
-        let tls = tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(ca))
-            .domain_name("localhost");
-        let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = server.grpc_channel().await;
         let mut client = VaultServiceClient::new(channel);
         for header in [
             None,
@@ -202,17 +192,7 @@ fn missing_and_wrong_credentials_are_unauthenticated() {
     // Times are checked by the server, not only by the CLI's parser.
     runtime.block_on(async {
         use coffer_proto::v1::secret_service_client::SecretServiceClient;
-        let ca = std::fs::read(&server.ca_cert).unwrap();
-        let tls = tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(ca))
-            .domain_name("localhost");
-        let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = server.grpc_channel().await;
         let mut client = SecretServiceClient::new(channel);
         for expires in [-1, 253_402_300_800, i64::MAX] {
             let mut request = tonic::Request::new(coffer_proto::v1::SetSecretRequest {

@@ -253,6 +253,21 @@ impl DevServer {
         (status, body)
     }
 
+    /// A gRPC channel to the server over TLS, trusting the dev CA.
+    pub async fn grpc_channel(&self) -> tonic::transport::Channel {
+        let ca = std::fs::read(&self.ca_cert).expect("CA PEM");
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+            .domain_name("localhost");
+        tonic::transport::Channel::from_shared(format!("https://{}", self.addr))
+            .expect("URI")
+            .tls_config(tls)
+            .expect("TLS config")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.data_dir.join("audit.log"))
             .unwrap_or_default()

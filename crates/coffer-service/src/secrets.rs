@@ -59,6 +59,16 @@ fn value_free_listing(vault: &VaultRecord, page: Page<SecretRecord>) -> Listing<
     }
 }
 
+/// What a secret value is sealed to: its vault and name (case-folded) and its version.
+fn secret_context<'a>(vault_key: &'a str, name_key: &'a str, version: &'a str) -> SealContext<'a> {
+    SealContext {
+        vault: vault_key,
+        kind: ObjectKind::Secret,
+        name: name_key,
+        version,
+    }
+}
+
 /// A version given by a caller, where empty or absent means the latest.
 fn optional_version(version: Option<&str>) -> Result<Option<Version>, Error> {
     version
@@ -117,14 +127,8 @@ impl Service {
         let vault = self.vault_for(&vault_name).await?;
         let key = self.keys.data_key(&vault)?;
         let version = coffer_crypto::new_version().map_err(|e| Error::internal(e.to_string()))?;
-        let vault_key = vault_name.key();
-        let name_key = name.key();
-        let context = SealContext {
-            vault: &vault_key,
-            kind: ObjectKind::Secret,
-            name: &name_key,
-            version: version.as_str(),
-        };
+        let (vault_key, name_key) = (vault_name.key(), name.key());
+        let context = secret_context(&vault_key, &name_key, version.as_str());
         // Sealed here, before the proposal: the Raft log only ever carries ciphertext.
         let sealed_value = key
             .seal(&context, input.value.expose().as_bytes())
@@ -185,14 +189,8 @@ impl Service {
             return Err(Error::secret_disabled("get"));
         }
         let key = self.keys.data_key(&vault)?;
-        let vault_key = vault_name.key();
-        let name_key = name.key();
-        let context = SealContext {
-            vault: &vault_key,
-            kind: ObjectKind::Secret,
-            name: &name_key,
-            version: &record.version,
-        };
+        let (vault_key, name_key) = (vault_name.key(), name.key());
+        let context = secret_context(&vault_key, &name_key, &record.version);
         let plain = key.unseal(&context, &record.sealed_value).map_err(|e| {
             tracing::error!(vault = %vault.name, secret = %record.name, version = %record.version, error = %e, "stored secret does not unseal");
             Error::internal("The stored secret could not be decrypted.")

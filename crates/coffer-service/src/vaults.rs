@@ -82,11 +82,7 @@ impl Service {
     }
 
     pub async fn get_vault(&self, name: &str) -> Result<VaultRecord, Error> {
-        let name = VaultName::parse(name)?;
-        self.store.read_barrier().await?;
-        self.store
-            .vault(&name.key())?
-            .ok_or_else(|| Error::vault_not_found(name.as_str()))
+        self.vault_for(&VaultName::parse(name)?).await
     }
 
     pub async fn list_vaults(
