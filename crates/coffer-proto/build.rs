@@ -1,4 +1,4 @@
-//! Compiles `proto/coffer/v1/vault.proto` into `OUT_DIR`; nothing generated is committed.
+//! Compiles the `.proto` files under `proto/` into `OUT_DIR`; nothing generated is committed.
 
 use std::path::PathBuf;
 
@@ -6,11 +6,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The .proto files live at the workspace root so that non-Rust clients can use them too.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let vault = root.join("coffer/v1/vault.proto");
+    let operator = root.join("coffer/v1/operator.proto");
+    let cluster = root.join("coffer/cluster/v1/cluster.proto");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         // Messages carrying a secret value get a hand-written, redacting Debug in lib.rs.
         .skip_debug([".coffer.v1.Secret", ".coffer.v1.SetSecretRequest"])
-        .compile_protos(&[vault], &[root])?;
+        .compile_protos(&[vault, operator, cluster], &[root])?;
     Ok(())
 }

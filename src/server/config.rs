@@ -22,6 +22,55 @@ pub struct Config {
     pub raft: RaftConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Absent: the node runs alone, a one-voter group.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How this node takes part in a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Address the node-to-node (mutual TLS) listener binds.
+    pub listen: SocketAddr,
+    /// Address other nodes reach this one at; its host must be named by `cert-file`.
+    pub advertise: String,
+    /// The cluster CA, and this node's certificate and key signed by it.
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The first voters, the same list on every initial node. Ignored once the node has
+    /// joined: the replicated membership is the truth from then on.
+    #[serde(default)]
+    pub initial_members: Vec<MemberConfig>,
+    /// Cluster addresses of existing members to ask for admission, for a node added later.
+    #[serde(default)]
+    pub join: Vec<String>,
+    /// With `join`: join as a non-voting learner (serves bounded-stale reads in its region).
+    #[serde(default)]
+    pub learner: bool,
+    /// `lan` (default) or `regions`: Raft timing for round trips under ~10 ms or up to ~150 ms.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    pub heartbeat_ms: Option<u64>,
+    pub election_timeout_min_ms: Option<u64>,
+    pub election_timeout_max_ms: Option<u64>,
+    pub snapshot_transfer_timeout_ms: Option<u64>,
+    /// Reach these node ids at these addresses instead of their advertised ones (NAT, tunnels,
+    /// proxies); certificates are still checked against the advertised host.
+    #[serde(default)]
+    pub peer_addresses: std::collections::BTreeMap<String, String>,
+}
+
+fn default_profile() -> String {
+    "lan".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MemberConfig {
+    pub id: u64,
+    pub address: String,
+    pub region: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,10 +211,80 @@ impl Config {
         if self.raft.snapshot_every == 0 {
             return invalid("raft.snapshot-every", "must be at least 1");
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate(self.node.id)?;
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid("log.level", "is not a valid log filter (try info or debug)");
         }
         Ok(())
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self, node_id: u64) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| Err(ConfigError::Invalid { field, reason });
+        if self.initial_members.is_empty() == self.join.is_empty() {
+            return invalid(
+                "cluster",
+                "give either initial-members (a new cluster) or join (a new member)".into(),
+            );
+        }
+        if !self.initial_members.is_empty() && !self.initial_members.iter().any(|m| m.id == node_id)
+        {
+            return invalid(
+                "cluster.initial-members",
+                format!("must include this node (id {node_id})"),
+            );
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for m in &self.initial_members {
+            if m.id == 0 || !ids.insert(m.id) {
+                return invalid(
+                    "cluster.initial-members",
+                    format!("node id {} is 0 or repeated", m.id),
+                );
+            }
+        }
+        if self.timeouts().is_none() {
+            return invalid(
+                "cluster",
+                "profile must be lan or regions; heartbeat-ms must be at least 10, and \
+                 election-timeout-min-ms at least 3 heartbeats and below election-timeout-max-ms"
+                    .into(),
+            );
+        }
+        for key in self.peer_addresses.keys() {
+            if key.parse::<u64>().is_err() {
+                return invalid("cluster.peer-addresses", format!("{key} is not a node id"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The Raft timing: the profile's, with any values given overriding it.
+    pub fn timeouts(&self) -> Option<coffer_store::RaftTimeouts> {
+        let mut t = match self.profile.as_str() {
+            "lan" => coffer_store::RaftTimeouts::LAN,
+            "regions" => coffer_store::RaftTimeouts::REGIONS,
+            _ => return None,
+        };
+        if let Some(v) = self.heartbeat_ms {
+            t.heartbeat_ms = v;
+        }
+        if let Some(v) = self.election_timeout_min_ms {
+            t.election_min_ms = v;
+        }
+        if let Some(v) = self.election_timeout_max_ms {
+            t.election_max_ms = v;
+        }
+        if let Some(v) = self.snapshot_transfer_timeout_ms {
+            t.snapshot_transfer_ms = v;
+        }
+        let ok = t.heartbeat_ms >= 10
+            && t.election_min_ms >= 3 * t.heartbeat_ms
+            && t.election_max_ms > t.election_min_ms;
+        ok.then_some(t)
     }
 }
 

@@ -5,16 +5,18 @@
 mod config;
 mod dev;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use coffer_cluster::{ClusterTls, GrpcTransport};
 use coffer_crypto::{RootKey, TokenHash, read_private_file};
 use coffer_gateway::{AuditLog, Gateway, Metrics, server_tls_config};
 use coffer_service::{AdminTokenAuthenticator, Service};
-use coffer_store::{Store, StoreConfig};
+use coffer_store::{Bootstrap, Member, NoTransport, RaftTimeouts, Store, StoreConfig, Transport};
 use coffer_types::SystemClock;
 use tokio::net::TcpListener;
 
@@ -56,6 +58,19 @@ struct Settings {
     snapshot_every: u64,
     log_level: String,
     dev: Option<(dev::DevFiles, Option<coffer_crypto::SecretString>)>,
+    cluster: Option<ClusterSettings>,
+}
+
+/// A cluster node's settings (absent for a node that runs alone).
+struct ClusterSettings {
+    listen: SocketAddr,
+    advertise: String,
+    tls: ClusterTls,
+    bootstrap: Bootstrap,
+    join: Vec<String>,
+    learner: bool,
+    timeouts: RaftTimeouts,
+    overrides: BTreeMap<u64, String>,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -66,15 +81,40 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     init_logging(&settings.log_level);
 
+    let (transport, bootstrap, timeouts, advertise): (Arc<dyn Transport>, _, _, _) =
+        match &settings.cluster {
+            Some(c) => (
+                Arc::new(GrpcTransport::new(c.tls.clone(), c.overrides.clone())),
+                c.bootstrap.clone(),
+                c.timeouts,
+                c.advertise.clone(),
+            ),
+            None => (
+                Arc::new(NoTransport),
+                Bootstrap::Alone,
+                RaftTimeouts::LAN,
+                settings.listen.to_string(),
+            ),
+        };
     let store = Store::open(StoreConfig {
         node_id: settings.node_id,
         data_dir: settings.data_dir.clone(),
-        advertise_addr: settings.listen.to_string(),
+        advertise_addr: advertise,
         region: settings.region.clone(),
         snapshot_every: settings.snapshot_every,
+        timeouts,
+        bootstrap,
+        transport,
     })
     .await
     .context("opening the store")?;
+    let (stop_cluster, cluster_task) = match settings.cluster.as_ref() {
+        Some(c) => {
+            let (stop, task) = start_cluster(c, &store).await?;
+            (Some(stop), Some(task))
+        }
+        None => (None, None),
+    };
     let service = Service::new(store.clone(), settings.root_key, Arc::new(SystemClock));
     let audit = AuditLog::open(&settings.audit_file)
         .with_context(|| format!("opening the audit log {}", settings.audit_file.display()))?;
@@ -115,8 +155,58 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     coffer_gateway::serve(listener, tls, gateway, dns_suffix, shutdown_signal()).await?;
     tracing::info!("shutting down");
+    if let (Some(stop), Some(task)) = (stop_cluster, cluster_task) {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     store.shutdown().await;
     Ok(())
+}
+
+/// Starts the cluster listener and, for a node configured to join, asks the seeds to admit it
+/// until it is a member. Returns the listener's stop switch and task.
+async fn start_cluster(
+    c: &ClusterSettings,
+    store: &Store,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let listener = TcpListener::bind(c.listen)
+        .await
+        .with_context(|| format!("binding the cluster listener {}", c.listen))?;
+    tracing::info!(address = %c.listen, advertise = %c.advertise, "cluster listener up");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = store.clone();
+    let tls = c.tls.clone();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = coffer_cluster::serve(listener, tls, serving, shutdown).await {
+            tracing::error!(error = %e, "cluster listener failed");
+        }
+    });
+    if !c.join.is_empty() {
+        let joining = store.clone();
+        let seeds = c.join.clone();
+        let learner = c.learner;
+        tokio::spawn(async move {
+            let mut attempt = 0usize;
+            while !joining.is_member() {
+                let seed = &seeds[attempt % seeds.len()];
+                match joining.request_join(seed, learner).await {
+                    Ok(()) => tracing::info!(seed = %seed, "admitted to the cluster"),
+                    Err(e) => {
+                        tracing::warn!(seed = %seed, error = %e, "join request failed; retrying")
+                    }
+                }
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
+    }
+    Ok((stop, task))
 }
 
 fn dev_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
@@ -149,6 +239,7 @@ fn dev_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         snapshot_every: args.snapshot_every,
         log_level: std::env::var("COFFER_LOG").unwrap_or_else(|_| "warn".into()),
         dev: Some((files, new_token)),
+        cluster: None,
     })
 }
 
@@ -186,8 +277,48 @@ fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
             .unwrap_or_else(|| config.node.data_dir.join("audit.log")),
         snapshot_every: config.raft.snapshot_every,
         log_level: config.log.level.clone(),
+        cluster: config.cluster.as_ref().map(cluster_settings).transpose()?,
         data_dir: config.node.data_dir,
         dev: None,
+    })
+}
+
+fn cluster_settings(c: &config::ClusterConfig) -> anyhow::Result<ClusterSettings> {
+    let ca = ClusterTls::read_ca(&c.ca_file)?;
+    let cert = std::fs::read(&c.cert_file)
+        .with_context(|| format!("reading {}", c.cert_file.display()))?;
+    let key = read_private_file(&c.key_file)?;
+    let bootstrap = if c.initial_members.is_empty() {
+        Bootstrap::Join
+    } else {
+        Bootstrap::Members(
+            c.initial_members
+                .iter()
+                .map(|m| {
+                    (
+                        m.id,
+                        Member {
+                            addr: m.address.clone(),
+                            region: m.region.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        )
+    };
+    Ok(ClusterSettings {
+        listen: c.listen,
+        advertise: c.advertise.clone(),
+        tls: ClusterTls::from_pem(ca, cert, key.to_vec()),
+        bootstrap,
+        join: c.join.clone(),
+        learner: c.learner,
+        timeouts: c.timeouts().context("cluster timing is invalid")?,
+        overrides: c
+            .peer_addresses
+            .iter()
+            .filter_map(|(id, addr)| Some((id.parse().ok()?, addr.clone())))
+            .collect(),
     })
 }
 

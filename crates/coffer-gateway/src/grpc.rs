@@ -8,7 +8,9 @@ use coffer_crypto::SecretString;
 use coffer_proto::v1 as pb;
 use coffer_proto::v1::secret_service_server::SecretService;
 use coffer_proto::v1::vault_service_server::VaultService;
-use coffer_service::{CreateVault, Principal, SecretUpdate, SetSecret, VaultUpdate};
+use coffer_service::{
+    Consistency, CreateVault, RequestContext, SecretUpdate, SetSecret, VaultUpdate,
+};
 use coffer_types::Error;
 use coffer_types::error::quote_user_text;
 use tonic::{Request, Response, Status};
@@ -16,7 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::convert::{
     UriBase, secret_page_to_pb, secret_to_pb, sku_from_pb, status_from, tags_from_pb, vault_to_pb,
 };
-use crate::pipeline::{Audited, ClientAddr, Gateway, Target};
+use crate::pipeline::{Audited, ClientAddr, Gateway, RequestMeta, Target};
 
 #[derive(Clone)]
 pub(crate) struct GrpcApi {
@@ -39,11 +41,16 @@ impl GrpcApi {
     where
         T: Audited + Send + 'static,
         R: Send + 'static,
-        F: FnOnce(R, Principal) -> Fut + Send + 'static,
+        F: FnOnce(R, RequestContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let bearer = bearer_token(&request);
         let client = request.extensions().get::<ClientAddr>().map(|a| a.0);
+        let client_request_id = metadata_text(&request, "x-ms-client-request-id");
+        let consistency = match consistency(&request) {
+            Ok(c) => c,
+            Err(e) => return Err(status_from(&e, "")),
+        };
         let body = request.into_inner();
         let target = target(&body);
         let gateway = self.gateway.clone();
@@ -53,10 +60,14 @@ impl GrpcApi {
             gateway
                 .call(
                     operation,
-                    bearer.as_ref().map(|t| t.expose()),
-                    client,
+                    RequestMeta {
+                        bearer: bearer.as_ref().map(|t| t.expose()),
+                        client,
+                        client_request_id: client_request_id.as_deref(),
+                        consistency,
+                    },
                     target,
-                    |principal| f(body, principal),
+                    |ctx| f(body, ctx),
                 )
                 .await
         });
@@ -77,6 +88,35 @@ impl GrpcApi {
             }
             Err(e) => Err(status_from(&e, &request_id)),
         }
+    }
+}
+
+fn metadata_text<R>(request: &Request<R>, key: &str) -> Option<String> {
+    request
+        .metadata()
+        .get(key)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The read consistency a request asks for: linearizable unless it carries
+/// `x-coffer-max-staleness-ms`, in which case a local copy at most that many milliseconds
+/// behind the leader will do.
+fn consistency<R>(request: &Request<R>) -> Result<Consistency, Error> {
+    match metadata_text(request, "x-coffer-max-staleness-ms") {
+        None => Ok(Consistency::Linearizable),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (1..=3_600_000).contains(ms))
+            .map(|ms| Consistency::Stale {
+                max: std::time::Duration::from_millis(ms),
+            })
+            .ok_or_else(|| {
+                Error::bad_parameter(
+                    "x-coffer-max-staleness-ms must be a number of milliseconds from 1 to 3600000.",
+                )
+            }),
     }
 }
 
@@ -115,7 +155,7 @@ impl VaultService for GrpcApi {
             "VaultPut",
             request,
             |r| vault_target(&r.name),
-            |r, _| async move {
+            |r, ctx| async move {
                 let input = CreateVault {
                     sku: sku_from_pb(r.sku)?,
                     name: r.name,
@@ -124,7 +164,7 @@ impl VaultService for GrpcApi {
                     purge_protection: r.purge_protection,
                     tags: tags_from_pb(r.tags),
                 };
-                Ok(vault_to_pb(&svc.create_vault(input).await?, &base))
+                Ok(vault_to_pb(&svc.create_vault(&ctx, input).await?, &base))
             },
         )
         .await
@@ -140,7 +180,7 @@ impl VaultService for GrpcApi {
             "VaultGet",
             request,
             |r| vault_target(&r.name),
-            |r, _| async move { Ok(vault_to_pb(&svc.get_vault(&r.name).await?, &base)) },
+            |r, ctx| async move { Ok(vault_to_pb(&svc.get_vault(&ctx, &r.name).await?, &base)) },
         )
         .await
     }
@@ -155,9 +195,9 @@ impl VaultService for GrpcApi {
             "VaultList",
             request,
             |_| Target::default(),
-            |r, _| async move {
+            |r, ctx| async move {
                 let page = svc
-                    .list_vaults(Some(r.max_results), Some(&r.page_token))
+                    .list_vaults(&ctx, Some(r.max_results), Some(&r.page_token))
                     .await?;
                 Ok(pb::ListVaultsResponse {
                     vaults: page.items.iter().map(|v| vault_to_pb(v, &base)).collect(),
@@ -178,14 +218,14 @@ impl VaultService for GrpcApi {
             "VaultPatch",
             request,
             |r| vault_target(&r.name),
-            |r, _| async move {
+            |r, ctx| async move {
                 let update = VaultUpdate {
                     sku: r.sku.map(sku_from_pb).transpose()?.flatten(),
                     purge_protection: r.purge_protection,
                     tags: r.tags.map(|t| tags_from_pb(t.tags)),
                 };
                 Ok(vault_to_pb(
-                    &svc.update_vault(&r.name, update).await?,
+                    &svc.update_vault(&ctx, &r.name, update).await?,
                     &base,
                 ))
             },
@@ -202,8 +242,8 @@ impl VaultService for GrpcApi {
             "VaultDelete",
             request,
             |r| vault_target(&r.name),
-            |r, _| async move {
-                svc.delete_vault(&r.name).await?;
+            |r, ctx| async move {
+                svc.delete_vault(&ctx, &r.name).await?;
                 Ok(pb::DeleteVaultResponse {})
             },
         )
@@ -223,7 +263,7 @@ impl SecretService for GrpcApi {
             "SecretSet",
             request,
             |r| secret_target(&r.vault, &r.name, ""),
-            |r, _| async move {
+            |r, ctx| async move {
                 let input = SetSecret {
                     vault: r.vault,
                     name: r.name,
@@ -235,7 +275,7 @@ impl SecretService for GrpcApi {
                     tags: tags_from_pb(r.tags),
                 };
                 // As in Azure Key Vault, the response to a set carries the value that was set.
-                Ok(secret_to_pb(svc.set_secret(input).await?, &base))
+                Ok(secret_to_pb(svc.set_secret(&ctx, input).await?, &base))
             },
         )
         .await
@@ -251,9 +291,10 @@ impl SecretService for GrpcApi {
             "SecretGet",
             request,
             |r| secret_target(&r.vault, &r.name, &r.version),
-            |r, _| async move {
+            |r, ctx| async move {
                 Ok(secret_to_pb(
-                    svc.get_secret(&r.vault, &r.name, Some(&r.version)).await?,
+                    svc.get_secret(&ctx, &r.vault, &r.name, Some(&r.version))
+                        .await?,
                     &base,
                 ))
             },
@@ -271,9 +312,9 @@ impl SecretService for GrpcApi {
             "SecretList",
             request,
             |r| vault_target(&r.vault),
-            |r, _| async move {
+            |r, ctx| async move {
                 let page = svc
-                    .list_secrets(&r.vault, Some(r.max_results), Some(&r.page_token))
+                    .list_secrets(&ctx, &r.vault, Some(r.max_results), Some(&r.page_token))
                     .await?;
                 Ok(secret_page_to_pb(page, &base))
             },
@@ -291,9 +332,10 @@ impl SecretService for GrpcApi {
             "SecretListVersions",
             request,
             |r| secret_target(&r.vault, &r.name, ""),
-            |r, _| async move {
+            |r, ctx| async move {
                 let page = svc
                     .list_secret_versions(
+                        &ctx,
                         &r.vault,
                         &r.name,
                         Some(r.max_results),
@@ -316,7 +358,7 @@ impl SecretService for GrpcApi {
             "SecretUpdate",
             request,
             |r| secret_target(&r.vault, &r.name, &r.version),
-            |r, _| async move {
+            |r, ctx| async move {
                 let update = SecretUpdate {
                     enabled: r.enabled,
                     not_before: r.not_before,
@@ -325,7 +367,7 @@ impl SecretService for GrpcApi {
                     tags: r.tags.map(|t| tags_from_pb(t.tags)),
                 };
                 Ok(secret_to_pb(
-                    svc.update_secret(&r.vault, &r.name, Some(&r.version), update)
+                    svc.update_secret(&ctx, &r.vault, &r.name, Some(&r.version), update)
                         .await?,
                     &base,
                 ))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use coffer_service::{Authenticator, Principal, Service};
+use coffer_service::{Authenticator, Consistency, RequestContext, Service};
 use coffer_types::Error;
 use time::format_description::well_known::Rfc3339;
 
@@ -17,6 +17,16 @@ use crate::metrics::Metrics;
 /// The client's address as the listener saw it, attached to each request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub SocketAddr);
+
+/// What the transport tells the pipeline about a request besides its body.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RequestMeta<'a> {
+    pub bearer: Option<&'a str>,
+    pub client: Option<SocketAddr>,
+    /// The client's own id for the request; retries of a write reuse it.
+    pub client_request_id: Option<&'a str>,
+    pub consistency: Consistency,
+}
 
 /// What a request is about, for its audit record.
 #[derive(Debug, Default, Clone)]
@@ -94,16 +104,21 @@ impl Gateway {
     pub(crate) async fn call<T, F, Fut>(
         &self,
         operation_name: &'static str,
-        bearer: Option<&str>,
-        client: Option<SocketAddr>,
+        request: RequestMeta<'_>,
         target: Target,
         operation: F,
     ) -> (String, Result<T, Error>)
     where
         T: Audited,
-        F: FnOnce(Principal) -> Fut,
+        F: FnOnce(RequestContext) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
+        let RequestMeta {
+            bearer,
+            client,
+            client_request_id,
+            consistency,
+        } = request;
         let started = Instant::now();
         let request_id = format!(
             "{}-{}",
@@ -113,7 +128,10 @@ impl Gateway {
         let (caller, result) = match self.authenticator.authenticate(bearer) {
             Ok(principal) => {
                 let caller = principal.id.clone();
-                (caller, operation(principal).await)
+                match RequestContext::new(&principal, client_request_id, consistency) {
+                    Ok(ctx) => (caller, operation(ctx).await),
+                    Err(e) => (caller, Err(e)),
+                }
             }
             Err(e) => ("anonymous".to_owned(), Err(e)),
         };

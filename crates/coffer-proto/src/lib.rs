@@ -26,6 +26,22 @@ pub mod v1 {
     tonic::include_proto!("coffer.v1");
 }
 
+/// Node-to-node RPCs (`package coffer.cluster.v1`): served only on the mutual-TLS cluster
+/// listener, never to clients.
+pub mod cluster {
+    pub mod v1 {
+        #![allow(
+            clippy::all,
+            clippy::pedantic,
+            clippy::unwrap_used,
+            clippy::expect_used,
+            missing_docs,
+            rustdoc::all
+        )]
+        tonic::include_proto!("coffer.cluster.v1");
+    }
+}
+
 /// Stands in for a secret value in `Debug` output.
 struct Redacted(usize);
 

@@ -11,6 +11,7 @@
 mod auth;
 mod keys;
 mod paging;
+mod request;
 mod secrets;
 mod vaults;
 
@@ -22,6 +23,7 @@ use coffer_types::Clock;
 
 pub use auth::{AdminTokenAuthenticator, Authenticator, Principal};
 pub use paging::Listing;
+pub use request::{Consistency, RequestContext};
 pub use secrets::{SecretBundle, SecretUpdate, SetSecret};
 pub use vaults::{CreateVault, VaultUpdate};
 
@@ -48,5 +50,17 @@ impl Service {
 
     pub fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
+    }
+
+    /// Makes this node's copy current enough for `consistency` before a read.
+    pub(crate) async fn read_point(
+        &self,
+        consistency: Consistency,
+    ) -> Result<(), coffer_types::Error> {
+        match consistency {
+            Consistency::Linearizable => self.store.read_barrier().await?,
+            Consistency::Stale { max } => self.store.stale_read_allowed(max)?,
+        }
+        Ok(())
     }
 }

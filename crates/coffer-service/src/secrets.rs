@@ -9,6 +9,7 @@ use coffer_types::{
 };
 
 use crate::paging::{decode_token, encode_token, page_size};
+use crate::request::{Consistency, RequestContext};
 use crate::{Listing, Service};
 
 /// Input of [`Service::set_secret`].
@@ -110,7 +111,11 @@ fn expect_secret(applied: Applied) -> Result<SecretRecord, Error> {
 
 impl Service {
     /// Adds a new version of a secret (creating the secret on first set).
-    pub async fn set_secret(&self, input: SetSecret) -> Result<SecretBundle, Error> {
+    pub async fn set_secret(
+        &self,
+        ctx: &RequestContext,
+        input: SetSecret,
+    ) -> Result<SecretBundle, Error> {
         let vault_name = VaultName::parse(&input.vault)?;
         let name = ObjectName::parse(&input.name)?;
         if input.value.len() > MAX_SECRET_VALUE_BYTES {
@@ -124,7 +129,9 @@ impl Service {
         validate_time("exp", input.expires)?;
         let tags = Tags::new(input.tags)?;
 
-        let vault = self.vault_for(&vault_name).await?;
+        let vault = self
+            .vault_for(&vault_name, Consistency::Linearizable)
+            .await?;
         let key = self.keys.data_key(&vault)?;
         let version = coffer_crypto::new_version().map_err(|e| Error::internal(e.to_string()))?;
         let (vault_key, name_key) = (vault_name.key(), name.key());
@@ -152,7 +159,11 @@ impl Service {
             vault_id: vault.id.clone(),
             record,
         };
-        let record = expect_secret(self.store.write(command).await?)?;
+        let record = expect_secret(
+            self.store
+                .write(ctx.request_id().to_owned(), command)
+                .await?,
+        )?;
         Ok(SecretBundle {
             vault,
             record,
@@ -166,6 +177,7 @@ impl Service {
     /// `nbf` and `exp` of secrets are informational and not enforced (see docs/adr).
     pub async fn get_secret(
         &self,
+        ctx: &RequestContext,
         vault: &str,
         name: &str,
         version: Option<&str>,
@@ -173,7 +185,7 @@ impl Service {
         let vault_name = VaultName::parse(vault)?;
         let name = ObjectName::parse(name)?;
         let version = optional_version(version)?;
-        let vault = self.vault_for(&vault_name).await?;
+        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
         let record = self
             .store
             .secret(
@@ -207,6 +219,7 @@ impl Service {
     /// The latest version of each secret, without values.
     pub async fn list_secrets(
         &self,
+        ctx: &RequestContext,
         vault: &str,
         max: Option<u32>,
         page_token: Option<&str>,
@@ -214,7 +227,7 @@ impl Service {
         let vault_name = VaultName::parse(vault)?;
         let max = page_size(max)?;
         let after = decode_token(page_token)?;
-        let vault = self.vault_for(&vault_name).await?;
+        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
         let page = self
             .store
             .secrets(&vault_name.key(), after.as_deref(), max)?;
@@ -224,6 +237,7 @@ impl Service {
     /// Every version of one secret, without values. An unknown name lists nothing, as in Azure.
     pub async fn list_secret_versions(
         &self,
+        ctx: &RequestContext,
         vault: &str,
         name: &str,
         max: Option<u32>,
@@ -233,7 +247,7 @@ impl Service {
         let name = ObjectName::parse(name)?;
         let max = page_size(max)?;
         let after = decode_token(page_token)?;
-        let vault = self.vault_for(&vault_name).await?;
+        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
         let page =
             self.store
                 .secret_versions(&vault_name.key(), &name.key(), after.as_deref(), max)?;
@@ -244,6 +258,7 @@ impl Service {
     /// version never changes.
     pub async fn update_secret(
         &self,
+        ctx: &RequestContext,
         vault: &str,
         name: &str,
         version: Option<&str>,
@@ -256,7 +271,9 @@ impl Service {
         validate_time("nbf", update.not_before)?;
         validate_time("exp", update.expires)?;
         let tags = update.tags.map(Tags::new).transpose()?;
-        let vault = self.vault_for(&vault_name).await?;
+        let vault = self
+            .vault_for(&vault_name, Consistency::Linearizable)
+            .await?;
         let patch = SecretPatch {
             enabled: update.enabled,
             not_before: update.not_before,
@@ -271,7 +288,11 @@ impl Service {
             patch,
             updated: self.clock.now_unix(),
         };
-        let record = expect_secret(self.store.write(command).await?)?;
+        let record = expect_secret(
+            self.store
+                .write(ctx.request_id().to_owned(), command)
+                .await?,
+        )?;
         Ok(SecretBundle {
             vault,
             record,

@@ -5,6 +5,7 @@ use coffer_types::records::RECORD_FORMAT;
 use coffer_types::{Error, Sku, Tags, VaultName, VaultRecord};
 
 use crate::paging::{decode_token, encode_token, page_size};
+use crate::request::{Consistency, RequestContext};
 use crate::{Listing, Service};
 
 /// Input of [`Service::create_vault`].
@@ -54,7 +55,11 @@ pub(crate) fn expect_vault(applied: Applied) -> Result<VaultRecord, Error> {
 }
 
 impl Service {
-    pub async fn create_vault(&self, input: CreateVault) -> Result<VaultRecord, Error> {
+    pub async fn create_vault(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVault,
+    ) -> Result<VaultRecord, Error> {
         let name = VaultName::parse(&input.name)?;
         validate_location(&input.location)?;
         let retention_days = VaultRecord::validate_retention(input.retention_days)?;
@@ -78,21 +83,27 @@ impl Service {
             updated: now,
             wrapped_key,
         };
-        expect_vault(self.store.write(Command::CreateVault { record }).await?)
+        expect_vault(
+            self.store
+                .write(ctx.request_id().to_owned(), Command::CreateVault { record })
+                .await?,
+        )
     }
 
-    pub async fn get_vault(&self, name: &str) -> Result<VaultRecord, Error> {
-        self.vault_for(&VaultName::parse(name)?).await
+    pub async fn get_vault(&self, ctx: &RequestContext, name: &str) -> Result<VaultRecord, Error> {
+        self.vault_for(&VaultName::parse(name)?, ctx.consistency)
+            .await
     }
 
     pub async fn list_vaults(
         &self,
+        ctx: &RequestContext,
         max: Option<u32>,
         page_token: Option<&str>,
     ) -> Result<Listing<VaultRecord>, Error> {
         let max = page_size(max)?;
         let after = decode_token(page_token)?;
-        self.store.read_barrier().await?;
+        self.read_point(ctx.consistency).await?;
         let page = self.store.vaults(after.as_deref(), max)?;
         Ok(Listing {
             items: page.items,
@@ -102,6 +113,7 @@ impl Service {
 
     pub async fn update_vault(
         &self,
+        ctx: &RequestContext,
         name: &str,
         update: VaultUpdate,
     ) -> Result<VaultRecord, Error> {
@@ -117,14 +129,21 @@ impl Service {
             patch,
             updated: self.clock.now_unix(),
         };
-        expect_vault(self.store.write(command).await?)
+        expect_vault(
+            self.store
+                .write(ctx.request_id().to_owned(), command)
+                .await?,
+        )
     }
 
-    pub async fn delete_vault(&self, name: &str) -> Result<(), Error> {
+    pub async fn delete_vault(&self, ctx: &RequestContext, name: &str) -> Result<(), Error> {
         let name = VaultName::parse(name)?;
         match self
             .store
-            .write(Command::DeleteVault { vault: name.key() })
+            .write(
+                ctx.request_id().to_owned(),
+                Command::DeleteVault { vault: name.key() },
+            )
             .await?
         {
             Applied::Deleted => Ok(()),
@@ -135,9 +154,14 @@ impl Service {
         }
     }
 
-    /// The vault `name` as this node has applied it, after a read barrier.
-    pub(crate) async fn vault_for(&self, name: &VaultName) -> Result<VaultRecord, Error> {
-        self.store.read_barrier().await?;
+    /// The vault `name` as this node has applied it, once that copy is as current as
+    /// `consistency` asks.
+    pub(crate) async fn vault_for(
+        &self,
+        name: &VaultName,
+        consistency: Consistency,
+    ) -> Result<VaultRecord, Error> {
+        self.read_point(consistency).await?;
         self.store
             .vault(&name.key())?
             .ok_or_else(|| Error::vault_not_found(name.as_str()))

@@ -35,6 +35,25 @@ pub enum Command {
     },
 }
 
+/// What a Raft log entry carries: a command and the id of the client request it answers.
+///
+/// The id lets the state machine apply a command once even when the request is retried after
+/// its answer was lost (a leader crash, a dropped connection, a forwarded write whose reply never
+/// came back): a second proposal with an id already applied returns the first answer and
+/// changes nothing (Raft thesis §6.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// 1 to 64 characters of `[0-9a-zA-Z-_]`, unique per logical request.
+    pub request_id: String,
+    pub command: Command,
+}
+
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (request {})", self.command, self.request_id)
+    }
+}
+
 /// Changes to a vault's mutable properties; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultPatch {

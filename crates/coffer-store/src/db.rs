@@ -9,6 +9,7 @@
 //! - `vaults`:  `vault` → VaultRecord
 //! - `heads`:   `vault \0 name` → latest version of a secret
 //! - `secrets`: `vault \0 name \0 version` → SecretRecord
+//! - `requests`, `request_order`: request ids already applied (see `dedup`)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,18 +24,29 @@ pub(crate) const CF_SM_META: &str = "sm_meta";
 pub(crate) const CF_VAULTS: &str = "vaults";
 pub(crate) const CF_HEADS: &str = "heads";
 pub(crate) const CF_SECRETS: &str = "secrets";
+pub(crate) const CF_REQUESTS: &str = "requests";
+pub(crate) const CF_REQUEST_ORDER: &str = "request_order";
 
-const ALL_CFS: [&str; 6] = [
+const ALL_CFS: [&str; 8] = [
     CF_RAFT_META,
     CF_RAFT_LOG,
     CF_SM_META,
     CF_VAULTS,
     CF_HEADS,
     CF_SECRETS,
+    CF_REQUESTS,
+    CF_REQUEST_ORDER,
 ];
 
-/// Column families that make up the state machine (and so a snapshot).
-pub(crate) const STATE_CFS: [&str; 3] = [CF_VAULTS, CF_HEADS, CF_SECRETS];
+/// Column families that make up the state machine (and so a snapshot). A snapshot names a
+/// family by its position here, so new families are appended.
+pub(crate) const STATE_CFS: [&str; 5] = [
+    CF_VAULTS,
+    CF_HEADS,
+    CF_SECRETS,
+    CF_REQUESTS,
+    CF_REQUEST_ORDER,
+];
 
 pub(crate) fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
     let mut opts = Options::default();

@@ -12,6 +12,10 @@ pub enum StoreError {
     /// Raft cannot serve the request now (no leader, no quorum, shutting down). Retryable.
     #[error("the replicated store is unavailable: {0}")]
     Unavailable(String),
+    /// The request was refused as given (a membership change that would weaken the cluster,
+    /// a malformed message). The message is the store's own and safe to show.
+    #[error("refused: {0}")]
+    Refused(String),
     /// Raft itself stopped.
     #[error("raft stopped: {0}")]
     Fatal(String),
@@ -38,6 +42,7 @@ impl From<StoreError> for coffer_types::Error {
                     "The vault store cannot serve this request now; retry later.",
                 )
             }
+            StoreError::Refused(m) => coffer_types::Error::bad_parameter(m),
             other => {
                 tracing::error!(error = %other, "store failure");
                 coffer_types::Error::internal(

@@ -18,20 +18,25 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+mod cluster;
 mod command;
 mod db;
+mod dedup;
 mod error;
 mod log_store;
 mod network;
 mod read;
 mod state_machine;
 mod store;
+mod transport;
 mod type_config;
 
-pub use command::{Applied, Command, SecretPatch, VaultPatch};
+pub use cluster::PeerStatus;
+pub use command::{Applied, Command, Proposal, SecretPatch, VaultPatch};
 pub use error::StoreError;
 pub use read::Page;
-pub use store::{Store, StoreConfig, StoreStatus};
+pub use store::{Bootstrap, Member, RaftTimeouts, Store, StoreConfig, StoreStatus};
+pub use transport::{NoTransport, RpcKind, Transport, TransportError};
 
 #[cfg(test)]
 mod suite_test;

@@ -18,9 +18,9 @@ use rocksdb::{DB, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::apply::apply_command;
 use crate::command::Applied;
 use crate::db::{self, CF_SM_META, STATE_CFS};
+use crate::dedup::apply_once;
 use crate::type_config::TypeConfig;
 
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
@@ -265,7 +265,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let log_id = entry.log_id();
             let answer = match &entry.payload {
                 EntryPayload::Blank => Applied::Nothing,
-                EntryPayload::Normal(command) => apply_command(&self.db, &mut batch, command)?,
+                EntryPayload::Normal(proposal) => {
+                    apply_once(&self.db, &mut batch, log_id.index(), proposal)?
+                }
                 EntryPayload::Membership(membership) => {
                     let stored =
                         StoredMembershipOf::<TypeConfig>::new(Some(log_id), membership.clone());
@@ -347,10 +349,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn records() -> (coffer_types::VaultRecord, coffer_types::SecretRecord) {
+    pub(crate) fn records() -> (coffer_types::VaultRecord, coffer_types::SecretRecord) {
         use coffer_types::records::RECORD_FORMAT;
         let vault = coffer_types::VaultRecord {
             format: RECORD_FORMAT,
@@ -383,7 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_built_snapshot_installs_into_a_fresh_state_machine() {
-        use crate::command::Command;
+        use crate::command::{Command, Proposal};
         use openraft::alias::EntryOf;
 
         let dir_a = tempfile::tempdir().unwrap();
@@ -394,8 +396,11 @@ mod tests {
             Ok((
                 EntryOf::<TypeConfig>::new_normal(
                     openraft::testing::log_id::<TypeConfig>(1, 1, 1),
-                    Command::CreateVault {
-                        record: vault.clone(),
+                    Proposal {
+                        request_id: "r1".into(),
+                        command: Command::CreateVault {
+                            record: vault.clone(),
+                        },
                     },
                 ),
                 None,
@@ -403,10 +408,13 @@ mod tests {
             Ok((
                 EntryOf::<TypeConfig>::new_normal(
                     openraft::testing::log_id::<TypeConfig>(1, 1, 2),
-                    Command::PutSecret {
-                        vault: "kv".into(),
-                        vault_id: vault.id.clone(),
-                        record: secret.clone(),
+                    Proposal {
+                        request_id: "r2".into(),
+                        command: Command::PutSecret {
+                            vault: "kv".into(),
+                            vault_id: vault.id.clone(),
+                            record: secret.clone(),
+                        },
                     },
                 ),
                 None,

@@ -4,32 +4,90 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coffer_types::{SecretRecord, VaultRecord};
 use openraft::type_config::async_runtime::WatchReceiver;
-use openraft::{ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::type_config::async_runtime::instant::Instant as _;
+use openraft::{ServerState, SnapshotPolicy};
 use rocksdb::DB;
 
-use crate::command::{Applied, Command};
+use crate::cluster::{Forwarded, Reply};
+use crate::command::{Applied, Command, Proposal};
 use crate::log_store::LogStore;
-use crate::network::SingleNodeNetwork;
+use crate::network::ClusterNetwork;
 use crate::read::{self, Page};
 use crate::state_machine::StateMachine;
+use crate::transport::Transport;
 use crate::type_config::{NodeInfo, Raft};
 use crate::{StoreError, db};
 
 /// How to open a node's store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreConfig {
     pub node_id: u64,
     /// Holds `db/` (RocksDB) and `snapshots/`.
     pub data_dir: PathBuf,
-    /// Address peers will reach this node at.
+    /// Address peers reach this node's cluster listener at.
     pub advertise_addr: String,
     pub region: String,
     /// Entries between automatic snapshots.
     pub snapshot_every: u64,
+    pub timeouts: RaftTimeouts,
+    pub bootstrap: Bootstrap,
+    pub transport: Arc<dyn Transport>,
+}
+
+/// How a node finds its group the first time it starts. Ignored once the node's log holds a
+/// membership: from then on the replicated membership is the truth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A one-voter group of this node alone (`coffer server --dev`).
+    Alone,
+    /// The initial voters, the same list on every initial node: id → member.
+    Members(BTreeMap<u64, Member>),
+    /// Wait to be added by the leader (after `coffer operator raft join` or a join request).
+    Join,
+}
+
+/// A member's addresses as the replicated membership records them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Member {
+    /// The cluster (node-to-node) address.
+    pub addr: String,
+    pub region: String,
+}
+
+/// Raft timing, in milliseconds.
+///
+/// openraft bounds each replication RPC by the heartbeat interval, so the heartbeat must exceed
+/// the round trip between the farthest two voters (plus the time to write a batch), or every
+/// replication call to a remote region times out and the leader never commits. The election
+/// timeout must be several heartbeats, so that one lost heartbeat does not start an election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTimeouts {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Bound on sending one whole snapshot to a lagging node.
+    pub snapshot_transfer_ms: u64,
+}
+
+impl RaftTimeouts {
+    /// One data centre or a metro area (round trips under ~10 ms).
+    pub const LAN: RaftTimeouts = RaftTimeouts {
+        heartbeat_ms: 100,
+        election_min_ms: 500,
+        election_max_ms: 1_000,
+        snapshot_transfer_ms: 60_000,
+    };
+    /// Regions of one geography (round trips up to ~150 ms).
+    pub const REGIONS: RaftTimeouts = RaftTimeouts {
+        heartbeat_ms: 400,
+        election_min_ms: 2_000,
+        election_max_ms: 4_000,
+        snapshot_transfer_ms: 300_000,
+    };
 }
 
 /// What a probe or operator sees of the store.
@@ -45,25 +103,36 @@ pub struct StoreStatus {
 /// An open store: a Raft node over RocksDB. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    raft: Raft,
-    db: Arc<DB>,
-    node_id: u64,
+    pub(crate) raft: Raft,
+    pub(crate) db: Arc<DB>,
+    pub(crate) node_id: u64,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) self_member: Member,
+    /// When this node last accepted entries or a heartbeat from a leader: the bound on how
+    /// stale a local read can be.
+    pub(crate) leader_contact: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// How long a client request may wait for a leader or a commit before it is refused as
+    /// unavailable.
+    pub(crate) request_deadline: Duration,
 }
 
 impl Store {
-    /// Opens (or creates) the store and, on first start, initializes a one-voter group with
-    /// this node as its only member. Returns once this node leads the group, so the first
-    /// request after start-up does not race the election.
+    /// Opens (or creates) the store and bootstraps the group as `config.bootstrap` says. With
+    /// [`Bootstrap::Alone`] it returns once this node leads, so the first request after start-up
+    /// does not race the election; a cluster node returns at once and finds its leader through
+    /// Raft.
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         let db = db::open(&config.data_dir.join("db"))?;
         let log_store = LogStore::new(db.clone());
         let state_machine = StateMachine::new(db.clone(), config.data_dir.join("snapshots"))?;
 
+        let t = config.timeouts;
         let raft_config = openraft::Config {
             cluster_name: "coffer".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_min_ms,
+            election_timeout_max: t.election_max_ms,
+            install_snapshot_timeout: t.snapshot_transfer_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: 1_000,
             ..Default::default()
@@ -71,59 +140,149 @@ impl Store {
         .validate()
         .map_err(|e| StoreError::Fatal(e.to_string()))?;
 
+        let network = ClusterNetwork {
+            transport: config.transport.clone(),
+        };
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            SingleNodeNetwork,
+            network,
             log_store,
             state_machine,
         )
         .await
         .map_err(|e| StoreError::Fatal(e.to_string()))?;
 
+        let self_member = Member {
+            addr: config.advertise_addr.clone(),
+            region: config.region.clone(),
+        };
         let initialized = raft
             .is_initialized()
             .await
             .map_err(|e| StoreError::Fatal(e.to_string()))?;
-        if !initialized {
-            let member = NodeInfo {
-                addr: config.advertise_addr.clone(),
-                region: config.region.clone(),
-            };
-            raft.initialize(BTreeMap::from([(config.node_id, member)]))
+        let members = match &config.bootstrap {
+            Bootstrap::Alone => Some(BTreeMap::from([(config.node_id, self_member.clone())])),
+            Bootstrap::Members(members) => Some(members.clone()),
+            Bootstrap::Join => None,
+        };
+        if let (false, Some(members)) = (initialized, members) {
+            let members: BTreeMap<u64, NodeInfo> = members
+                .into_iter()
+                .map(|(id, m)| {
+                    (
+                        id,
+                        NodeInfo {
+                            addr: m.addr,
+                            region: m.region,
+                        },
+                    )
+                })
+                .collect();
+            // Every initial node is given the same list; openraft accepts that, and whichever
+            // node wins the first election leads.
+            raft.initialize(members)
                 .await
                 .map_err(|e| StoreError::Fatal(e.to_string()))?;
         }
-        raft.wait(Some(Duration::from_secs(30)))
-            .state(ServerState::Leader, "single-node store elects itself")
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if config.bootstrap == Bootstrap::Alone {
+            raft.wait(Some(Duration::from_secs(30)))
+                .state(ServerState::Leader, "single-node store elects itself")
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
         Ok(Self {
             raft,
             db,
             node_id: config.node_id,
+            transport: config.transport,
+            self_member,
+            leader_contact: Arc::default(),
+            request_deadline: Duration::from_millis(t.election_max_ms * 4)
+                .max(Duration::from_secs(5)),
         })
     }
 
-    /// Proposes `command` and returns the state machine's answer once it is committed and
-    /// applied.
-    pub async fn write(&self, command: Command) -> Result<Applied, StoreError> {
-        let name = command.name();
-        let response = self.raft.client_write(command).await.map_err(|e| {
-            tracing::warn!(command = name, error = %e, "proposal failed");
-            StoreError::Unavailable(e.to_string())
-        })?;
-        Ok(response.data)
+    pub fn node_id(&self) -> u64 {
+        self.node_id
     }
 
-    /// Waits until this node has applied everything committed before the call (read index),
-    /// so reads after it are linearizable.
+    /// Whether the membership this node knows of includes it.
+    pub fn is_member(&self) -> bool {
+        self.member(self.node_id).is_some()
+    }
+
+    /// Proposes `command` under `request_id` and returns the state machine's answer once it is
+    /// committed and applied. Any node accepts a write: a follower forwards it to the leader.
+    /// The request id makes a retry safe: a proposal whose id was already applied answers what
+    /// the first one did and changes nothing.
+    pub async fn write(&self, request_id: String, command: Command) -> Result<Applied, StoreError> {
+        let name = command.name();
+        let proposal = Proposal {
+            request_id,
+            command,
+        };
+        match self.on_leader(Forwarded::Write(proposal)).await? {
+            Reply::Applied(applied) => Ok(applied),
+            other => {
+                tracing::warn!(
+                    command = name,
+                    reply = other.name(),
+                    "unexpected reply to a write"
+                );
+                Err(StoreError::Unavailable(format!(
+                    "unexpected reply {}",
+                    other.name()
+                )))
+            }
+        }
+    }
+
+    /// Waits until this node has applied everything committed before the call, so reads after
+    /// it are linearizable. The leader confirms its leadership with a quorum (read index); a
+    /// follower asks the leader for that index and waits to apply it. Fails as unavailable when
+    /// no leader with a quorum answers, rather than serve possibly stale data.
     pub async fn read_barrier(&self) -> Result<(), StoreError> {
+        let index = match self.on_leader(Forwarded::ReadIndex).await? {
+            Reply::ReadIndex(index) => index,
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "unexpected reply {}",
+                    other.name()
+                )));
+            }
+        };
         self.raft
-            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .wait(Some(self.request_deadline))
+            .applied_index_at_least(index, "apply up to the read index")
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(|e| StoreError::Unavailable(format!("applying to the read index: {e}")))
+    }
+
+    /// Allows a local read whose data is at most `max_staleness` behind the leader: on the leader
+    /// while a quorum acknowledged it within that time, on a follower or learner while it heard
+    /// from the leader within that time.
+    pub fn stale_read_allowed(&self, max_staleness: Duration) -> Result<(), StoreError> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let fresh = if metrics.state == ServerState::Leader {
+            metrics
+                .last_quorum_acked
+                .is_some_and(|at| (*at).elapsed() <= max_staleness)
+        } else {
+            self.leader_contact
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some_and(|at| at.elapsed() <= max_staleness)
+        };
+        if fresh {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "this node has not heard from a leader within {} ms",
+                max_staleness.as_millis()
+            )))
+        }
     }
 
     pub fn vault(&self, vault: &str) -> Result<Option<VaultRecord>, StoreError> {

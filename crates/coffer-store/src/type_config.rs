@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Applied, Command};
+use crate::command::{Applied, Proposal};
 
 /// A cluster member as Raft's membership records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ impl std::fmt::Display for NodeInfo {
 
 openraft::declare_raft_types!(
     pub TypeConfig:
-        D = Command,
+        D = Proposal,
         R = Applied,
         Node = NodeInfo,
 );
