@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run a Coffer node.
     Server(server::ServerArgs),
+    /// Development conveniences: a local multi-node cluster.
+    Dev(server::dev_cluster::DevArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -35,6 +37,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server::run(args).await.map_err(|err| format!("{err:#}")),
+        Command::Dev(args) => server::dev_cluster::run(args)
+            .await
+            .map_err(|err| format!("{err:#}")),
         Command::Client(command) => cli::run(command).await.map_err(|err| err.to_string()),
     };
     match result {

@@ -6,6 +6,7 @@
 //! uses or as an aligned table. The token is read from the environment only and never printed.
 
 mod args;
+mod operator;
 mod output;
 mod secret;
 mod secret_view;
@@ -26,6 +27,8 @@ pub enum ClientCommand {
     Vault(vault::VaultArgs),
     /// Manage secrets in a vault.
     Secret(secret::SecretArgs),
+    /// Operate the cluster: membership, snapshots, node certificates.
+    Operator(operator::OperatorArgs),
 }
 
 /// Help heading that groups the flags every client command accepts.
@@ -41,7 +44,8 @@ pub struct GlobalArgs {
     /// printed raw, other results as JSON; --output is then ignored.
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     query: Option<String>,
-    /// Node address, https://host:port [default: $COFFER_ADDR].
+    /// Node address, https://host:port, or several separated by commas (calls fail over
+    /// between them) [default: $COFFER_ADDR].
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     addr: Option<String>,
     /// PEM file of the CA that signed the node's certificate [default: $COFFER_CA_CERT].
@@ -63,6 +67,7 @@ pub async fn run(command: ClientCommand) -> Result<(), CliError> {
     match command {
         ClientCommand::Vault(args) => vault::run(args).await,
         ClientCommand::Secret(args) => secret::run(args).await,
+        ClientCommand::Operator(args) => operator::run(args).await,
     }
 }
 

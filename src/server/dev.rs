@@ -130,7 +130,7 @@ pub fn write_env(
 }
 
 /// Replaces `path` with `contents`, mode 0600, through a temporary file and a rename.
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut file = fs::OpenOptions::new()

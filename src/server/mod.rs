@@ -4,6 +4,7 @@
 
 mod config;
 mod dev;
+pub mod dev_cluster;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -332,7 +333,7 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

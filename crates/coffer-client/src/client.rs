@@ -1,8 +1,12 @@
 //! [`CofferClient`]: one authenticated TLS channel and a method per RPC.
 
 use std::fmt;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use coffer_proto::v1::operator_service_client::OperatorServiceClient;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use coffer_proto::v1::vault_service_client::VaultServiceClient;
 use coffer_proto::v1::{
@@ -10,10 +14,15 @@ use coffer_proto::v1::{
     ListSecretVersionsRequest, ListSecretsRequest, ListVaultsRequest, Secret, SetSecretRequest,
     UpdateSecretRequest, UpdateVaultRequest, Vault,
 };
+use coffer_proto::v1::{
+    JoinPeerRequest, ListPeersRequest, NodeInfoRequest, Peer, RemovePeerRequest,
+    RestoreSnapshotResponse, SaveSnapshotRequest, SnapshotData, TransferLeaderRequest,
+};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tonic::Status;
 use tonic::codegen::http::Uri;
+use tonic::metadata::MetadataMap;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -31,11 +40,33 @@ const MAX_PAGES: usize = 100_000;
 
 type Transport = InterceptedService<Channel, BearerAuth>;
 
-/// A connected client. Cheap to clone; clones share the connection.
+/// How long one logical call keeps trying other nodes while the cluster elects a leader or a
+/// node is down. A LAN election takes about a second; the regions profile up to several.
+const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The stubs of one node.
 #[derive(Clone)]
-pub struct CofferClient {
+struct Node {
     vaults: VaultServiceClient<Transport>,
     secrets: SecretServiceClient<Transport>,
+    operator: OperatorServiceClient<Transport>,
+}
+
+/// A connected client. Cheap to clone; clones share the connections.
+///
+/// It knows every node it was given. A call that finds its node unreachable or unable to serve
+/// (`ServiceUnavailable`: no leader, no quorum) is sent to the next node, with back-off, until
+/// [`FAILOVER_DEADLINE`]. Each logical call carries one `x-ms-client-request-id` on every
+/// attempt, so a write whose answer was lost is applied once however often it is sent.
+#[derive(Clone)]
+pub struct CofferClient {
+    nodes: Arc<Vec<Node>>,
+    /// The node that answered last; calls start there.
+    preferred: Arc<AtomicUsize>,
+    /// `Some`: reads may be served from a node's local copy this far behind the leader.
+    max_staleness: Option<Duration>,
+    /// How long one logical call keeps failing over.
+    failover_deadline: Duration,
 }
 
 impl fmt::Debug for CofferClient {
@@ -44,46 +75,151 @@ impl fmt::Debug for CofferClient {
     }
 }
 
+/// Whether another node (or the same one, later) may succeed where this attempt failed.
+fn worth_retrying(status: &Status) -> bool {
+    status.code() == tonic::Code::Unavailable
+}
+
 impl CofferClient {
-    /// Connects over TLS, trusting only `options.ca_cert_pem`, and checks the server certificate
-    /// against the host of `options.addr`.
+    /// Connects over TLS, trusting only `options.ca_cert_pem`, and checks each server
+    /// certificate against the host of its address. `options.addr` may list several nodes
+    /// separated by commas; the first that accepts a connection is used first, the others are
+    /// connected when needed.
     pub async fn connect(options: ConnectOptions) -> Result<Self, ClientError> {
         let ConnectOptions {
             addr,
             ca_cert_pem,
             token,
         } = options;
-        let host = tls_host(&addr)?;
         check_ca_pem(&ca_cert_pem)?;
         let auth = BearerAuth::new(token.expose())?;
-
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca_cert_pem))
-            .domain_name(host);
-        let endpoint = Endpoint::from_shared(addr.clone())
-            .map_err(|err| invalid_addr(&addr, &err.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tls_config(tls)
-            .map_err(|err| ClientError::connect(&addr, &err))?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|err| ClientError::connect(&addr, &err))?;
-
+        let addrs: Vec<String> = addr
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if addrs.is_empty() {
+            return Err(invalid_addr(&addr, "no address given"));
+        }
+        let mut endpoints = Vec::new();
+        for addr in &addrs {
+            let host = tls_host(addr)?;
+            let tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&ca_cert_pem))
+                .domain_name(host);
+            let endpoint = Endpoint::from_shared(addr.clone())
+                .map_err(|err| invalid_addr(addr, &err.to_string()))?
+                .connect_timeout(CONNECT_TIMEOUT.min(Duration::from_secs(3)))
+                .tls_config(tls)
+                .map_err(|err| ClientError::connect(addr, &err))?;
+            endpoints.push(endpoint);
+        }
+        // One node must answer now, so that a wrong address or CA fails here, not on first use.
+        let mut first_error = None;
+        let mut live = None;
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            match endpoint.connect().await {
+                Ok(channel) => {
+                    live = Some((i, channel));
+                    break;
+                }
+                Err(err) => {
+                    first_error.get_or_insert_with(|| ClientError::connect(&addrs[i], &err));
+                }
+            }
+        }
+        let Some((live_index, live_channel)) = live else {
+            return Err(first_error.unwrap_or_else(|| invalid_addr(&addr, "no address given")));
+        };
+        let nodes = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, endpoint)| {
+                let channel = if i == live_index {
+                    live_channel.clone()
+                } else {
+                    endpoint.connect_lazy()
+                };
+                Node {
+                    vaults: VaultServiceClient::with_interceptor(channel.clone(), auth.clone()),
+                    secrets: SecretServiceClient::with_interceptor(channel.clone(), auth.clone()),
+                    operator: OperatorServiceClient::with_interceptor(channel, auth.clone())
+                        .max_decoding_message_size(64 * 1024 * 1024),
+                }
+            })
+            .collect();
         Ok(Self {
-            vaults: VaultServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            secrets: SecretServiceClient::with_interceptor(channel, auth),
+            nodes: Arc::new(nodes),
+            preferred: Arc::new(AtomicUsize::new(live_index)),
+            max_staleness: None,
+            failover_deadline: FAILOVER_DEADLINE,
         })
+    }
+
+    /// A client whose reads may be served by any node whose copy is at most `max` behind the
+    /// leader (learners in remote regions serve these); writes are unaffected.
+    pub fn with_max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = Some(max);
+        self
+    }
+
+    /// How long one call keeps trying other nodes before it reports the last failure
+    /// (default 30 s).
+    pub fn with_failover_deadline(mut self, deadline: Duration) -> Self {
+        self.failover_deadline = deadline;
+        self
+    }
+
+    /// Runs one logical call, moving to the next node on a retryable failure.
+    async fn call<T, F, Fut>(&self, send: F) -> Result<T, ClientError>
+    where
+        F: Fn(Node, MetadataMap) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut metadata = MetadataMap::new();
+        if let Ok(id) = new_request_id().parse() {
+            metadata.insert("x-ms-client-request-id", id);
+        }
+        if let Some(max) = self.max_staleness
+            && let Ok(ms) = max.as_millis().max(1).to_string().parse()
+        {
+            metadata.insert("x-coffer-max-staleness-ms", ms);
+        }
+        let until = Instant::now() + self.failover_deadline;
+        let count = self.nodes.len();
+        let mut index = self.preferred.load(Ordering::Relaxed) % count;
+        let mut failures = 0u32;
+        loop {
+            let node = self.nodes[index].clone();
+            match send(node, metadata.clone()).await {
+                Ok(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(response.into_inner());
+                }
+                Err(status) if worth_retrying(&status) && Instant::now() < until => {
+                    failures += 1;
+                    index = (index + 1) % count;
+                    // After trying every node once, wait before the next round: an election
+                    // or a restart takes a moment.
+                    if failures as usize % count == 0 {
+                        let round = failures as usize / count;
+                        let pause = Duration::from_millis(100 << round.min(4));
+                        tokio::time::sleep(pause.min(Duration::from_secs(1))).await;
+                    }
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
     }
 
     /// Creates a vault.
     pub async fn create_vault(&self, request: CreateVaultRequest) -> Result<Vault, ClientError> {
-        Ok(self
-            .vaults
-            .clone()
-            .create_vault(request)
-            .await?
-            .into_inner())
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.vaults.create_vault(with_meta(r, m)).await }
+        })
+        .await
     }
 
     /// Reads a vault by name.
@@ -91,12 +227,15 @@ impl CofferClient {
         let request = GetVaultRequest {
             name: name.to_owned(),
         };
-        Ok(self.vaults.clone().get_vault(request).await?.into_inner())
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.vaults.get_vault(with_meta(r, m)).await }
+        })
+        .await
     }
 
     /// Lists every vault the token may see, following all pages.
     pub async fn list_vaults(&self) -> Result<Vec<Vault>, ClientError> {
-        let mut client = self.vaults.clone();
         let mut vaults = Vec::new();
         let mut pages = Pager::default();
         while let Some(page_token) = pages.next_request()? {
@@ -104,7 +243,12 @@ impl CofferClient {
                 max_results: 0,
                 page_token,
             };
-            let page = client.list_vaults(request).await?.into_inner();
+            let page = self
+                .call(|mut n, m| {
+                    let r = request.clone();
+                    async move { n.vaults.list_vaults(with_meta(r, m)).await }
+                })
+                .await?;
             vaults.extend(page.vaults);
             pages.record(page.next_page_token);
         }
@@ -113,12 +257,11 @@ impl CofferClient {
 
     /// Updates a vault's SKU, purge protection or tags.
     pub async fn update_vault(&self, request: UpdateVaultRequest) -> Result<Vault, ClientError> {
-        Ok(self
-            .vaults
-            .clone()
-            .update_vault(request)
-            .await?
-            .into_inner())
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.vaults.update_vault(with_meta(r, m)).await }
+        })
+        .await
     }
 
     /// Deletes a vault.
@@ -126,24 +269,35 @@ impl CofferClient {
         let request = DeleteVaultRequest {
             name: name.to_owned(),
         };
-        self.vaults.clone().delete_vault(request).await?;
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.vaults.delete_vault(with_meta(r, m)).await }
+        })
+        .await?;
         Ok(())
     }
 
     /// Sets a secret, creating a new version.
     pub async fn set_secret(&self, request: SetSecretRequest) -> Result<Secret, ClientError> {
-        Ok(self.secrets.clone().set_secret(request).await?.into_inner())
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.secrets.set_secret(with_meta(r, m)).await }
+        })
+        .await
     }
 
     /// Reads a secret with its value; an empty `version` means the latest.
     pub async fn get_secret(&self, request: GetSecretRequest) -> Result<Secret, ClientError> {
-        Ok(self.secrets.clone().get_secret(request).await?.into_inner())
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.secrets.get_secret(with_meta(r, m)).await }
+        })
+        .await
     }
 
     /// Lists the secrets of a vault (latest version of each, without values), following all
     /// pages.
     pub async fn list_secrets(&self, vault: &str) -> Result<Vec<Secret>, ClientError> {
-        let mut client = self.secrets.clone();
         let mut secrets = Vec::new();
         let mut pages = Pager::default();
         while let Some(page_token) = pages.next_request()? {
@@ -152,7 +306,12 @@ impl CofferClient {
                 max_results: 0,
                 page_token,
             };
-            let page = client.list_secrets(request).await?.into_inner();
+            let page = self
+                .call(|mut n, m| {
+                    let r = request.clone();
+                    async move { n.secrets.list_secrets(with_meta(r, m)).await }
+                })
+                .await?;
             secrets.extend(page.secrets);
             pages.record(page.next_page_token);
         }
@@ -165,7 +324,6 @@ impl CofferClient {
         vault: &str,
         name: &str,
     ) -> Result<Vec<Secret>, ClientError> {
-        let mut client = self.secrets.clone();
         let mut secrets = Vec::new();
         let mut pages = Pager::default();
         while let Some(page_token) = pages.next_request()? {
@@ -175,7 +333,12 @@ impl CofferClient {
                 max_results: 0,
                 page_token,
             };
-            let page = client.list_secret_versions(request).await?.into_inner();
+            let page = self
+                .call(|mut n, m| {
+                    let r = request.clone();
+                    async move { n.secrets.list_secret_versions(with_meta(r, m)).await }
+                })
+                .await?;
             secrets.extend(page.secrets);
             pages.record(page.next_page_token);
         }
@@ -184,13 +347,128 @@ impl CofferClient {
 
     /// Updates a secret version's attributes, content type or tags (never its value).
     pub async fn update_secret(&self, request: UpdateSecretRequest) -> Result<Secret, ClientError> {
-        Ok(self
-            .secrets
-            .clone()
-            .update_secret(request)
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.secrets.update_secret(with_meta(r, m)).await }
+        })
+        .await
+    }
+
+    /// The identity of the node at the first address (not failed over: it asks one node).
+    pub async fn node_info(&self) -> Result<Peer, ClientError> {
+        let mut node = self.nodes[0].clone();
+        Ok(node
+            .operator
+            .node_info(NodeInfoRequest {})
             .await?
             .into_inner())
     }
+
+    /// The cluster's members, as the leader sees them.
+    pub async fn list_peers(&self) -> Result<Vec<Peer>, ClientError> {
+        let response = self
+            .call(|mut n, m| async move {
+                n.operator
+                    .list_peers(with_meta(ListPeersRequest {}, m))
+                    .await
+            })
+            .await?;
+        Ok(response.peers)
+    }
+
+    /// Adds a node; see `coffer operator raft join`.
+    pub async fn join_peer(&self, request: JoinPeerRequest) -> Result<Vec<Peer>, ClientError> {
+        let response = self
+            .call(|mut n, m| {
+                let r = request.clone();
+                async move { n.operator.join_peer(with_meta(r, m)).await }
+            })
+            .await?;
+        Ok(response.peers)
+    }
+
+    pub async fn remove_peer(&self, id: u64, force: bool) -> Result<Vec<Peer>, ClientError> {
+        let response = self
+            .call(|mut n, m| async move {
+                n.operator
+                    .remove_peer(with_meta(RemovePeerRequest { id, force }, m))
+                    .await
+            })
+            .await?;
+        Ok(response.peers)
+    }
+
+    pub async fn transfer_leader(&self, to: u64) -> Result<Vec<Peer>, ClientError> {
+        let response = self
+            .call(|mut n, m| async move {
+                n.operator
+                    .transfer_leader(with_meta(TransferLeaderRequest { to }, m))
+                    .await
+            })
+            .await?;
+        Ok(response.peers)
+    }
+
+    /// A consistent copy of the whole cluster state (values sealed), as one blob.
+    pub async fn save_snapshot(&self) -> Result<Vec<u8>, ClientError> {
+        let mut stream = self
+            .call(|mut n, m| async move {
+                n.operator
+                    .save_snapshot(with_meta(SaveSnapshotRequest {}, m))
+                    .await
+            })
+            .await?;
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            data.extend_from_slice(&chunk.data);
+        }
+        Ok(data)
+    }
+
+    /// Loads a saved copy into a cluster that holds no vaults.
+    pub async fn restore_snapshot(
+        &self,
+        data: Vec<u8>,
+    ) -> Result<RestoreSnapshotResponse, ClientError> {
+        let chunks: Vec<SnapshotData> = data
+            .chunks(1024 * 1024)
+            .map(|c| SnapshotData { data: c.to_vec() })
+            .collect();
+        self.call(|mut n, m| {
+            let chunks = chunks.clone();
+            async move {
+                let mut request = tonic::Request::new(tokio_stream::iter(chunks));
+                *request.metadata_mut() = m;
+                n.operator.restore_snapshot(request).await
+            }
+        })
+        .await
+    }
+}
+
+fn with_meta<T>(message: T, metadata: MetadataMap) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    *request.metadata_mut() = metadata;
+    request
+}
+
+/// A random id for one logical call (128 bits, hex).
+fn new_request_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS per instance; two of them give 128 unpredictable bits,
+    // plenty for an id that only has to be unique.
+    let mut out = String::with_capacity(32);
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
 }
 
 /// Page-token bookkeeping shared by the list methods.

@@ -22,7 +22,7 @@ use crate::pipeline::{Audited, ClientAddr, Gateway, RequestMeta, Target};
 
 #[derive(Clone)]
 pub(crate) struct GrpcApi {
-    gateway: Arc<Gateway>,
+    pub(crate) gateway: Arc<Gateway>,
     base: UriBase,
 }
 
@@ -31,7 +31,7 @@ impl GrpcApi {
         Self { gateway, base }
     }
 
-    async fn run<T, R, F, Fut>(
+    pub(crate) async fn run<T, R, F, Fut>(
         &self,
         operation: &'static str,
         request: Request<R>,

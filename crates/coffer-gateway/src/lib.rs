@@ -11,6 +11,7 @@
 mod audit;
 mod convert;
 mod grpc;
+mod grpc_operator;
 mod http_routes;
 mod metrics;
 mod pipeline;

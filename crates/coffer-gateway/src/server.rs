@@ -19,6 +19,7 @@ use crate::convert::UriBase;
 use crate::grpc::GrpcApi;
 use crate::http_routes;
 use crate::pipeline::{ClientAddr, Gateway};
+use coffer_proto::v1::operator_service_server::OperatorServiceServer;
 
 /// A slow or silent client may hold a connection in the handshake no longer than this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +41,12 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let api = GrpcApi::new(gateway.clone(), UriBase { suffix: dns_suffix });
     let grpc = tonic::service::Routes::new(VaultServiceServer::new(api.clone()))
-        .add_service(SecretServiceServer::new(api))
+        .add_service(SecretServiceServer::new(api.clone()))
+        .add_service(
+            OperatorServiceServer::new(api)
+                .max_decoding_message_size(8 * 1024 * 1024)
+                .max_encoding_message_size(8 * 1024 * 1024),
+        )
         .prepare()
         .into_axum_router();
     let router = grpc.merge(http_routes::router(gateway.clone()));

@@ -10,6 +10,7 @@
 
 mod auth;
 mod keys;
+mod operator;
 mod paging;
 mod request;
 mod secrets;
@@ -22,6 +23,8 @@ use coffer_store::Store;
 use coffer_types::Clock;
 
 pub use auth::{AdminTokenAuthenticator, Authenticator, Principal};
+pub use coffer_store::PeerStatus;
+pub use operator::{JoinPeer, NodeIdentity};
 pub use paging::Listing;
 pub use request::{Consistency, RequestContext};
 pub use secrets::{SecretBundle, SecretUpdate, SetSecret};

@@ -36,6 +36,7 @@ pub(crate) fn apply_command(
             patch,
             updated,
         } => update_secret(db, batch, vault, name, version.as_deref(), patch, *updated),
+        Command::Restore { records } => restore(db, batch, records),
     }?;
     Ok(outcome.unwrap_or_else(Applied::Failed))
 }
@@ -208,4 +209,19 @@ fn update_secret(
         db::encode(&record)?,
     );
     Ok(Ok(Applied::Secret(record)))
+}
+
+/// Writes restored records. Only the object families are accepted (not the request-id ones,
+/// which belong to the cluster that made the snapshot).
+fn restore(db: &DB, batch: &mut WriteBatch, records: &[crate::command::RestoredRecord]) -> Outcome {
+    let families = [CF_VAULTS, CF_HEADS, CF_SECRETS];
+    for record in records {
+        let Some(name) = families.get(usize::from(record.cf)) else {
+            return Ok(Err(Error::bad_parameter(
+                "The snapshot holds a record of an unknown kind.",
+            )));
+        };
+        batch.put_cf(db::cf(db, name)?, &record.key, &record.value);
+    }
+    Ok(Ok(Applied::Nothing))
 }

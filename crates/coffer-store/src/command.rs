@@ -33,6 +33,18 @@ pub enum Command {
         patch: SecretPatch,
         updated: i64,
     },
+    /// Writes records of a saved snapshot (vaults, secret heads and versions) as they are.
+    /// Proposed in batches by an operator restore into a cluster that holds no vaults.
+    Restore { records: Vec<RestoredRecord> },
+}
+
+/// One state-machine record of an operator restore, as a snapshot holds it: the column family
+/// by its snapshot index, and the stored key and value (values sealed).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoredRecord {
+    pub cf: u8,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 /// What a Raft log entry carries: a command and the id of the client request it answers.
@@ -94,6 +106,7 @@ impl Command {
             Command::DeleteVault { .. } => "delete_vault",
             Command::PutSecret { .. } => "put_secret",
             Command::UpdateSecret { .. } => "update_secret",
+            Command::Restore { .. } => "restore",
         }
     }
 }
@@ -114,6 +127,7 @@ impl std::fmt::Display for Command {
             Command::PutSecret { vault, record, .. } => {
                 write!(f, "PutSecret({vault}/{}/{})", record.name, record.version)
             }
+            Command::Restore { records } => write!(f, "Restore({} records)", records.len()),
             Command::UpdateSecret {
                 vault,
                 name,

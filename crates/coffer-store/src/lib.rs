@@ -23,6 +23,7 @@ mod command;
 mod db;
 mod dedup;
 mod error;
+mod export;
 mod log_store;
 mod network;
 mod read;
@@ -32,8 +33,9 @@ mod transport;
 mod type_config;
 
 pub use cluster::PeerStatus;
-pub use command::{Applied, Command, Proposal, SecretPatch, VaultPatch};
+pub use command::{Applied, Command, Proposal, RestoredRecord, SecretPatch, VaultPatch};
 pub use error::StoreError;
+pub use export::Export;
 pub use read::Page;
 pub use store::{Bootstrap, Member, RaftTimeouts, Store, StoreConfig, StoreStatus};
 pub use transport::{NoTransport, RpcKind, Transport, TransportError};

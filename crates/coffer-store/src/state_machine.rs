@@ -138,7 +138,10 @@ impl StateMachine {
 /// `magic, then per record: cf index (u8), key length (u32 BE), key, value length (u32 BE),
 /// value; then END_TAG and the record count (u64 BE)`. The trailer makes a snapshot cut short
 /// at a record boundary detectable.
-fn encode_snapshot(db: &DB, snapshot: &rocksdb::Snapshot<'_>) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_snapshot(
+    db: &DB,
+    snapshot: &rocksdb::Snapshot<'_>,
+) -> Result<Vec<u8>, StoreError> {
     let mut out = SNAPSHOT_MAGIC.to_vec();
     let mut count: u64 = 0;
     for (index, name) in STATE_CFS.iter().enumerate() {
@@ -164,7 +167,7 @@ fn encode_snapshot(db: &DB, snapshot: &rocksdb::Snapshot<'_>) -> Result<Vec<u8>,
 /// One snapshot record: column family index, key, value.
 type SnapshotRecord<'a> = (usize, &'a [u8], &'a [u8]);
 
-fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotRecord<'_>>, StoreError> {
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<Vec<SnapshotRecord<'_>>, StoreError> {
     let bad = || StoreError::Corrupt("snapshot is truncated or malformed".into());
     let mut rest = data.strip_prefix(SNAPSHOT_MAGIC).ok_or_else(bad)?;
     let mut records = Vec::new();

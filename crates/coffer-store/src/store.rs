@@ -207,6 +207,11 @@ impl Store {
         self.node_id
     }
 
+    /// This node's cluster address and region.
+    pub fn self_member(&self) -> &Member {
+        &self.self_member
+    }
+
     /// Whether the membership this node knows of includes it.
     pub fn is_member(&self) -> bool {
         self.member(self.node_id).is_some()

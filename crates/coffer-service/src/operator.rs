@@ -1,0 +1,123 @@
+//! Operator operations: cluster membership and whole-cluster snapshots. Administrators only
+//! (today every authenticated caller is the administrator; the authorization work narrows it).
+
+use coffer_store::{Export, Member, PeerStatus};
+use coffer_types::Error;
+
+use crate::Service;
+use crate::request::RequestContext;
+
+/// Where a node is, as an operator names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    pub id: u64,
+    pub address: String,
+    pub region: String,
+}
+
+/// A node to add to the cluster.
+#[derive(Debug, Clone)]
+pub struct JoinPeer {
+    pub id: u64,
+    pub address: String,
+    pub region: String,
+    pub learner: bool,
+    pub force: bool,
+}
+
+fn validate_region(region: &str) -> Result<(), Error> {
+    if (1..=64).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err(Error::bad_parameter(
+            "The region must be a region name such as eastus.",
+        ))
+    }
+}
+
+impl Service {
+    pub fn node_identity(&self) -> NodeIdentity {
+        let member = self.store.self_member();
+        NodeIdentity {
+            id: self.store.node_id(),
+            address: member.addr.clone(),
+            region: member.region.clone(),
+        }
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>, Error> {
+        Ok(self.store.peers().await?)
+    }
+
+    /// Adds a node as a learner and, unless `learner`, promotes it to voter once it caught up.
+    pub async fn join_peer(&self, input: JoinPeer) -> Result<Vec<PeerStatus>, Error> {
+        validate_region(&input.region)?;
+        if input.id == 0 {
+            return Err(Error::bad_parameter("The node id must be at least 1."));
+        }
+        if input.address.is_empty()
+            || input.address.len() > 255
+            || !input.address.contains(':')
+            || input.address.contains('/')
+        {
+            return Err(Error::bad_parameter(
+                "The node address must be the node's cluster address, host:port.",
+            ));
+        }
+        self.store
+            .join(
+                input.id,
+                Member {
+                    addr: input.address,
+                    region: input.region,
+                },
+                input.learner,
+                input.force,
+            )
+            .await?;
+        self.peers().await
+    }
+
+    pub async fn remove_peer(&self, id: u64, force: bool) -> Result<Vec<PeerStatus>, Error> {
+        self.store.remove_peer(id, force).await?;
+        self.peers().await
+    }
+
+    pub async fn transfer_leader(&self, to: u64) -> Result<Vec<PeerStatus>, Error> {
+        self.store.transfer_leader(to).await?;
+        self.peers().await
+    }
+
+    /// A consistent copy of every vault and secret (values sealed).
+    pub async fn save_snapshot(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.store.export_snapshot().await?)
+    }
+
+    /// Loads a saved copy into this cluster, which must hold no vaults. Refused before anything
+    /// is written when the copy is damaged or was sealed under another root key.
+    pub async fn restore_snapshot(
+        &self,
+        ctx: &RequestContext,
+        data: &[u8],
+    ) -> Result<(usize, usize), Error> {
+        let export = Export::decode(data).map_err(|_| {
+            Error::bad_parameter("The snapshot is damaged or is not a Coffer snapshot.")
+        })?;
+        for vault in &export.vaults {
+            self.keys.data_key(vault).map_err(|_| {
+                Error::bad_parameter(format!(
+                    "The snapshot's vault {} was sealed under another root key; restore it \
+                     into a cluster that uses the same root key.",
+                    vault.name
+                ))
+            })?;
+        }
+        let counts = (export.vaults.len(), export.record_count());
+        self.store.restore_export(ctx.request_id(), export).await?;
+        Ok(counts)
+    }
+}
