@@ -202,7 +202,7 @@ impl CofferClient {
                     index = (index + 1) % count;
                     // After trying every node once, wait before the next round: an election
                     // or a restart takes a moment.
-                    if failures as usize % count == 0 {
+                    if (failures as usize).is_multiple_of(count) {
                         let round = failures as usize / count;
                         let pause = Duration::from_millis(100 << round.min(4));
                         tokio::time::sleep(pause.min(Duration::from_secs(1))).await;

@@ -173,7 +173,7 @@ impl Mesh {
 mod tests {
     use super::*;
     use crate::proxy::tests::{connect, echo_server, read_stalls, round_trip};
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn three_node_mesh() -> (Mesh, BTreeMap<u64, SocketAddr>) {
         let mut targets = BTreeMap::new();
@@ -235,10 +235,22 @@ mod tests {
         assert_eq!(round_trip(&mut three_two, b"32").await, b"32");
 
         mesh.heal();
-        assert_eq!(round_trip(&mut one_two, b"post").await, b"post");
+        // Connections that lost bytes in the blackhole are reset, not resumed with a hole.
+        let mut buf = [0u8; 8];
+        let after = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = one_two.write_all(b"post").await;
+            one_two.read(&mut buf).await
+        })
+        .await
+        .expect("a reset connection answers at once");
+        assert!(matches!(after, Ok(0) | Err(_)), "{after:?}");
         let mut fresh = connect(mesh.addr(1, 2)).await;
         assert_eq!(round_trip(&mut fresh, b"new").await, b"new");
-        assert_eq!(round_trip(&mut two_one, b"21").await, b"21");
+        let mut fresh = connect(mesh.addr(2, 1)).await;
+        assert_eq!(round_trip(&mut fresh, b"21").await, b"21");
+        // Links that were never cut keep their connections.
+        assert_eq!(round_trip(&mut two_three, b"23").await, b"23");
+        drop(two_one);
         mesh.shutdown().await;
     }
 
