@@ -92,6 +92,19 @@ pub fn admin_token(files: &DevFiles) -> anyhow::Result<(TokenHash, Option<Secret
     Ok((hash, Some(token)))
 }
 
+/// The `export COFFER_TOKEN=...` line for `dev.env`: the new token's, or the one the last
+/// `dev.env` holds (the server keeps only the hash, so the file is the only copy).
+pub fn token_line(files: &DevFiles, new_token: Option<&SecretString>) -> Option<String> {
+    match new_token {
+        Some(token) => Some(format!("export COFFER_TOKEN={}", token.expose())),
+        None => fs::read_to_string(&files.dev_env).ok().and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("export COFFER_TOKEN="))
+                .map(str::to_owned)
+        }),
+    }
+}
+
 /// Writes `dev.env` (mode 0600) for this start: the address may differ from the last start
 /// (an ephemeral port), the token only changes when a new one was generated.
 pub fn write_env(
@@ -99,14 +112,7 @@ pub fn write_env(
     addr: &SocketAddr,
     new_token: Option<&SecretString>,
 ) -> anyhow::Result<String> {
-    let token_line = match new_token {
-        Some(token) => Some(format!("export COFFER_TOKEN={}", token.expose())),
-        None => fs::read_to_string(&files.dev_env).ok().and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("export COFFER_TOKEN="))
-                .map(str::to_owned)
-        }),
-    };
+    let token_line = token_line(files, new_token);
     let ca = fs::canonicalize(&files.ca_cert)?;
     let mut text = format!("export COFFER_ADDR=https://{addr}\n");
     if let Some(line) = &token_line {

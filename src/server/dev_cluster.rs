@@ -282,14 +282,7 @@ fn write_env(
     nodes: &[DevNode],
     new_token: Option<&coffer_crypto::SecretString>,
 ) -> anyhow::Result<()> {
-    let token_line = match new_token {
-        Some(token) => Some(format!("export COFFER_TOKEN={}", token.expose())),
-        None => fs::read_to_string(&files.dev_env).ok().and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("export COFFER_TOKEN="))
-                .map(str::to_owned)
-        }),
-    };
+    let token_line = dev::token_line(files, new_token);
     let addrs: Vec<String> = nodes
         .iter()
         .map(|n| format!("https://{}", n.client))
