@@ -329,3 +329,123 @@ async fn randomized_faults_short() {
 async fn randomized_faults_long() {
     randomized_faults(60).await;
 }
+
+/// Writes `count` secrets (`s0`..) into `vault` with `concurrency` parallel callers.
+async fn write_many(client: &CofferClient, vault: &str, count: usize, concurrency: usize) {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let next = next.clone();
+        let vault = vault.to_owned();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                set(&client, &vault, &format!("s{i}"), &format!("v{i}"))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// A follower that was down while the leader snapshotted and purged its log catches up by
+/// snapshot, not by replaying entries that no longer exist.
+async fn catch_up_by_snapshot(writes: usize) {
+    let mut cluster = TestCluster::start(
+        bin(),
+        3,
+        "eastus,westus,centralus",
+        &["--snapshot-every", "500"],
+    )
+    .await
+    .unwrap();
+    let all = cluster.ids();
+    let client = cluster.client(&all).await.unwrap();
+    create_vault(&client, "kv1").await;
+    let leader = cluster.leader(&all, Duration::from_secs(10)).await.unwrap();
+    let lagging = *all.iter().find(|id| **id != leader).unwrap();
+    cluster.kill(lagging);
+    let up: Vec<u64> = all.iter().copied().filter(|id| *id != lagging).collect();
+    let writer = cluster.client(&up).await.unwrap();
+    let started = Instant::now();
+    write_many(&writer, "kv1", writes, 16).await;
+    eprintln!("{writes} writes took {:?}", started.elapsed());
+
+    cluster.start_node(lagging).unwrap();
+    cluster.wait_listening(lagging, Duration::from_secs(30)).unwrap();
+    let only_lagging = cluster
+        .client(&[lagging])
+        .await
+        .unwrap()
+        .with_failover_deadline(Duration::from_secs(30));
+    let last = format!("s{}", writes - 1);
+    assert_eq!(
+        get(&only_lagging, "kv1", &last).await.unwrap().as_deref(),
+        Some(format!("v{}", writes - 1).as_str())
+    );
+    // The data arrived as a snapshot: the log it missed had been purged.
+    let log = cluster.log(lagging);
+    assert!(
+        log.contains("installed a snapshot sent by the leader"),
+        "node {lagging} did not catch up by snapshot:\n{log}"
+    );
+    // And it keeps up afterwards through the log.
+    set(&client, "kv1", "after", "x").await.unwrap();
+    assert_eq!(get(&only_lagging, "kv1", "after").await.unwrap().as_deref(), Some("x"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_through_ten_thousand_writes_catches_up_by_snapshot() {
+    catch_up_by_snapshot(10_000).await;
+}
+
+/// Starts three nodes in three regions with `profile`, then puts `one_way` latency on every
+/// link and tries to write.
+async fn write_across_regions(profile: &str, one_way: Duration) -> Result<Duration, ClientError> {
+    let cluster = TestCluster::start(
+        bin(),
+        3,
+        "eastus,westus,centralus",
+        &["--profile", profile],
+    )
+    .await
+    .unwrap();
+    let all = cluster.ids();
+    let client = cluster
+        .client(&all)
+        .await
+        .unwrap()
+        .with_failover_deadline(Duration::from_secs(10));
+    create_vault(&client, "kv1").await;
+    for id in &all {
+        let others: Vec<u64> = all.iter().copied().filter(|o| o != id).collect();
+        cluster.mesh.set_latency(&[*id], &others, one_way);
+    }
+    let started = Instant::now();
+    for i in 0..5 {
+        set(&client, "kv1", "a", &i.to_string()).await?;
+    }
+    assert_eq!(get(&client, "kv1", "a").await?.as_deref(), Some("4"));
+    Ok(started.elapsed() / 5)
+}
+
+/// openraft bounds each replication call by the heartbeat interval: with a 150 ms round trip
+/// between regions the LAN profile (100 ms heartbeat) cannot commit at all, and the regions
+/// profile (400 ms) commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_regions_profile_commits_across_a_150_ms_round_trip_and_the_lan_profile_cannot() {
+    let one_way = Duration::from_millis(75);
+    let per_write = write_across_regions("regions", one_way).await.unwrap();
+    eprintln!("regions profile: {per_write:?} per write with a 150 ms round trip");
+    // A commit needs at least one round trip from the leader to a follower.
+    assert!(per_write >= Duration::from_millis(150), "{per_write:?}");
+    let refused = write_across_regions("lan", one_way).await.unwrap_err();
+    assert_eq!(refused.code(), "ServiceUnavailable", "{refused}");
+}

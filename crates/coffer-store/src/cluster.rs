@@ -469,12 +469,19 @@ impl Store {
     ) -> Result<Vec<u8>, StoreError> {
         let header: SnapshotHeader = serde_json::from_slice(header)
             .map_err(|e| StoreError::Refused(format!("malformed snapshot header: {e}")))?;
+        let index = header
+            .meta
+            .last_log_id
+            .as_ref()
+            .map(|id| id.index())
+            .unwrap_or(0);
         let snapshot = openraft::alias::SnapshotOf::<TypeConfig, std::io::Cursor<Vec<u8>>> {
             meta: header.meta,
             snapshot: std::io::Cursor::new(data),
         };
         let answer = self.raft.install_full_snapshot(header.vote, snapshot).await;
         if answer.is_ok() {
+            tracing::info!(index, "installed a snapshot sent by the leader");
             *self
                 .leader_contact
                 .lock()
