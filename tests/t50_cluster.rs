@@ -379,7 +379,9 @@ async fn catch_up_by_snapshot(writes: usize) {
     eprintln!("{writes} writes took {:?}", started.elapsed());
 
     cluster.start_node(lagging).unwrap();
-    cluster.wait_listening(lagging, Duration::from_secs(30)).unwrap();
+    cluster
+        .wait_listening(lagging, Duration::from_secs(30))
+        .unwrap();
     let only_lagging = cluster
         .client(&[lagging])
         .await
@@ -398,7 +400,10 @@ async fn catch_up_by_snapshot(writes: usize) {
     );
     // And it keeps up afterwards through the log.
     set(&client, "kv1", "after", "x").await.unwrap();
-    assert_eq!(get(&only_lagging, "kv1", "after").await.unwrap().as_deref(), Some("x"));
+    assert_eq!(
+        get(&only_lagging, "kv1", "after").await.unwrap().as_deref(),
+        Some("x")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,14 +414,9 @@ async fn a_node_down_through_ten_thousand_writes_catches_up_by_snapshot() {
 /// Starts three nodes in three regions with `profile`, then puts `one_way` latency on every
 /// link and tries to write.
 async fn write_across_regions(profile: &str, one_way: Duration) -> Result<Duration, ClientError> {
-    let cluster = TestCluster::start(
-        bin(),
-        3,
-        "eastus,westus,centralus",
-        &["--profile", profile],
-    )
-    .await
-    .unwrap();
+    let cluster = TestCluster::start(bin(), 3, "eastus,westus,centralus", &["--profile", profile])
+        .await
+        .unwrap();
     let all = cluster.ids();
     let client = cluster
         .client(&all)

@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vault = root.join("coffer/v1/vault.proto");
     let operator = root.join("coffer/v1/operator.proto");
     let cluster = root.join("coffer/cluster/v1/cluster.proto");
+    for proto in [&vault, &operator, &cluster] {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -43,6 +43,10 @@ pub struct ClusterArgs {
     /// Number of voters.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: u64,
+    /// Non-voting learners added after the voters (they join through node 1 and serve
+    /// bounded-stale reads).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=9))]
+    learners: u64,
     /// Regions, comma-separated; nodes are placed round-robin.
     #[arg(long, value_delimiter = ',', default_value = "eastus,westus,centralus")]
     regions: Vec<String>,
@@ -76,6 +80,8 @@ pub struct DevNode {
     pub region: String,
     pub client: SocketAddr,
     pub cluster: SocketAddr,
+    #[serde(default)]
+    pub learner: bool,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -99,9 +105,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("Coffer dev cluster of {} nodes is up:", nodes.len());
     for node in &nodes {
         println!(
-            "  node {} ({}): https://{}  cluster {}  log {}",
+            "  node {} ({}{}): https://{}  cluster {}  log {}",
             node.id,
             node.region,
+            if node.learner { ", learner" } else { "" },
             node.client,
             node.cluster,
             node_dir(&args.data_dir, node.id)
@@ -161,13 +168,14 @@ pub fn prepare(args: &ClusterArgs) -> anyhow::Result<Vec<DevNode>> {
     let nodes: Vec<DevNode> = if layout.exists() {
         serde_json::from_slice(&fs::read(&layout)?).context("reading cluster.json")?
     } else {
-        let nodes = (1..=args.nodes)
+        let nodes = (1..=args.nodes + args.learners)
             .map(|id| {
                 Ok(DevNode {
                     id,
                     region: args.regions[((id - 1) as usize) % args.regions.len()].clone(),
                     client: free_port()?,
                     cluster: free_port()?,
+                    learner: id > args.nodes,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -193,6 +201,7 @@ pub fn prepare(args: &ClusterArgs) -> anyhow::Result<Vec<DevNode>> {
 
     let members: Vec<String> = nodes
         .iter()
+        .filter(|n| !n.learner)
         .map(|n| {
             format!(
                 "  {{ id = {}, address = \"{}\", region = \"{}\" }},",
@@ -246,9 +255,7 @@ ca-file = "{ca}"
 cert-file = "{node_cert}"
 key-file = "{node_key}"
 profile = "{profile}"
-initial-members = [
-{members}
-]
+{membership}
 "#,
             id = node.id,
             data = abs(&nd.join("data"))?,
@@ -266,7 +273,18 @@ initial-members = [
             node_cert = abs(&cert)?,
             node_key = abs(&nd.join("node.key"))?,
             profile = args.profile,
-            members = members.join("\n"),
+            membership = if node.learner {
+                // A learner asks the first voter to add it.
+                format!(
+                    "join = [\"{}\"]\nlearner = true",
+                    nodes
+                        .first()
+                        .map(|n| n.cluster.to_string())
+                        .unwrap_or_default()
+                )
+            } else {
+                format!("initial-members = [\n{}\n]", members.join("\n"))
+            },
         );
         let config_path = nd.join("coffer.toml");
         if !config_path.exists() {

@@ -80,6 +80,7 @@ fn kind_of(kind: RpcKind) -> Kind {
     match kind {
         RpcKind::AppendEntries => Kind::AppendEntries,
         RpcKind::Vote => Kind::Vote,
+        RpcKind::PreVote => Kind::PreVote,
         RpcKind::TransferLeader => Kind::TransferLeader,
         _ => Kind::Forward,
     }

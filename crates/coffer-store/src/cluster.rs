@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::type_config::async_runtime::instant::Instant as _;
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,15 @@ pub(crate) enum Forwarded {
     TransferLeader {
         to: u64,
     },
+}
+
+impl Forwarded {
+    fn is_membership_change(&self) -> bool {
+        matches!(
+            self,
+            Forwarded::Join { .. } | Forwarded::Remove { .. } | Forwarded::TransferLeader { .. }
+        )
+    }
 }
 
 /// The leader's answer.
@@ -111,7 +121,17 @@ impl Store {
                 None => None,
             };
             match reply {
-                Some(Reply::NotLeader(_)) => last_problem = "leadership moved".into(),
+                // A membership change that timed out may still be in flight; proposing it again
+                // would only be refused as "already undergoing a change". Say so instead.
+                Some(Reply::Unavailable(why)) if request.is_membership_change() => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{why}; the membership change may still complete (check list-peers)"
+                    )));
+                }
+                Some(Reply::NotLeader(hint)) => {
+                    tracing::debug!(believed = ?leader, hint = ?hint, "the believed leader does not lead");
+                    last_problem = "leadership moved".into()
+                }
                 Some(Reply::Unavailable(why)) => last_problem = why,
                 Some(reply) => return Ok(reply),
                 None => last_problem = format!("leader {leader:?} did not answer"),
@@ -302,6 +322,9 @@ impl Store {
             if let Err(why) = spread_check(&remaining, force) {
                 return Reply::Refused(why);
             }
+            if let Err(why) = self.quorum_check(&remaining) {
+                return Reply::Refused(why);
+            }
             if let Err(e) = self
                 .raft
                 .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
@@ -319,6 +342,44 @@ impl Store {
             Ok(_) => Reply::Done,
             Err(e) => write_error(e),
         }
+    }
+
+    /// Refuses a voter set that this leader could not commit with now: a membership change
+    /// commits only with a majority of the new voters as well, and one that cannot would leave
+    /// the group stuck in the joint configuration until the missing voters return.
+    fn quorum_check(&self, voters: &BTreeMap<u64, String>) -> Result<(), String> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let heartbeats = metrics.heartbeat.clone().unwrap_or_default();
+        // A voter counts as reachable if it acknowledged one of the last few heartbeats. A node
+        // that died moments ago still passes; that window is a few heartbeats wide.
+        let recent = self.heartbeat * 3;
+        let reachable: Vec<u64> = voters
+            .keys()
+            .copied()
+            .filter(|id| {
+                *id == self.node_id
+                    || heartbeats
+                        .get(id)
+                        .cloned()
+                        .flatten()
+                        .is_some_and(|at| (*at).elapsed() <= recent)
+            })
+            .collect();
+        if reachable.len() * 2 > voters.len() {
+            return Ok(());
+        }
+        let missing: Vec<String> = voters
+            .keys()
+            .filter(|id| !reachable.contains(id))
+            .map(u64::to_string)
+            .collect();
+        Err(format!(
+            "only {} of the {} voters that would remain answer the leader (not answering: {}); \
+             the change could not commit. Bring those nodes back first",
+            reachable.len(),
+            voters.len(),
+            missing.join(", ")
+        ))
     }
 
     async fn transfer_on_leader(&self, to: u64) -> Reply {
@@ -434,6 +495,10 @@ impl Store {
             RpcKind::Vote => {
                 let rpc: VoteRequest<TypeConfig> = serde_json::from_slice(body).map_err(bad)?;
                 serde_json::to_vec(&self.raft.vote(rpc).await)
+            }
+            RpcKind::PreVote => {
+                let rpc: VoteRequest<TypeConfig> = serde_json::from_slice(body).map_err(bad)?;
+                serde_json::to_vec(&self.raft.pre_vote(rpc).await)
             }
             RpcKind::TransferLeader => {
                 let rpc: TransferLeaderRequest<TypeConfig> =

@@ -113,6 +113,14 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         self.call(RpcKind::Vote, &rpc, option.hard_ttl()).await
     }
 
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(RpcKind::PreVote, &rpc, option.hard_ttl()).await
+    }
+
     async fn transfer_leader(
         &mut self,
         req: TransferLeaderRequest<TypeConfig>,

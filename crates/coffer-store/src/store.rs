@@ -114,6 +114,7 @@ pub struct Store {
     /// How long a client request may wait for a leader or a commit before it is refused as
     /// unavailable.
     pub(crate) request_deadline: Duration,
+    pub(crate) heartbeat: Duration,
 }
 
 impl Store {
@@ -133,6 +134,9 @@ impl Store {
             election_timeout_min: t.election_min_ms,
             election_timeout_max: t.election_max_ms,
             install_snapshot_timeout: t.snapshot_transfer_ms,
+            // A node that was partitioned away, or removed but still running, would otherwise
+            // raise the term with each election it starts and depose a healthy leader.
+            enable_pre_vote: Some(true),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: 1_000,
             ..Default::default()
@@ -200,6 +204,7 @@ impl Store {
             leader_contact: Arc::default(),
             request_deadline: Duration::from_millis(t.election_max_ms * 4)
                 .max(Duration::from_secs(5)),
+            heartbeat: Duration::from_millis(t.heartbeat_ms),
         })
     }
 

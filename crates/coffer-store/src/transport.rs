@@ -16,6 +16,9 @@ use futures::future::BoxFuture;
 pub enum RpcKind {
     AppendEntries,
     Vote,
+    /// Would you vote for me? Asked before a real election, so that a node cut off from the
+    /// group (or removed from it) cannot raise everyone's term and depose a healthy leader.
+    PreVote,
     TransferLeader,
     /// A client request handed to the leader: a write, a read index, a membership change.
     Forward,

@@ -23,6 +23,8 @@ pub struct NodeSpec {
     pub region: String,
     pub client: SocketAddr,
     pub cluster: SocketAddr,
+    /// Joins as a non-voting learner (`coffer dev cluster --learners`).
+    pub learner: bool,
 }
 
 /// A running test cluster. Dropping it kills every node and the mesh's tasks end with the
@@ -46,6 +48,28 @@ impl TestCluster {
     /// Prepares and starts `n` voters spread round-robin over `regions`, with extra
     /// `coffer dev cluster` flags (`--profile regions`, `--snapshot-every 500`).
     pub async fn start(bin: &Path, n: u64, regions: &str, extra: &[&str]) -> std::io::Result<Self> {
+        Self::start_with_links(bin, n, regions, extra, true).await
+    }
+
+    /// Like [`TestCluster::start`], but nodes reach each other directly, as in production: the
+    /// mesh exists but carries nothing (for benchmarks, where the proxies' copying would be
+    /// measured too).
+    pub async fn start_direct(
+        bin: &Path,
+        n: u64,
+        regions: &str,
+        extra: &[&str],
+    ) -> std::io::Result<Self> {
+        Self::start_with_links(bin, n, regions, extra, false).await
+    }
+
+    async fn start_with_links(
+        bin: &Path,
+        n: u64,
+        regions: &str,
+        extra: &[&str],
+        proxied: bool,
+    ) -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let status = Command::new(bin)
             .args([
@@ -80,11 +104,12 @@ impl TestCluster {
                 region: v["region"].as_str().unwrap_or_default().to_owned(),
                 client: parse(v, "client")?,
                 cluster: parse(v, "cluster")?,
+                learner: v["learner"].as_bool().unwrap_or(false),
             });
         }
         let targets: BTreeMap<u64, SocketAddr> = nodes.iter().map(|n| (n.id, n.cluster)).collect();
         let mesh = Mesh::start(&targets).await?;
-        for node in &nodes {
+        for node in nodes.iter().filter(|_| proxied) {
             let config = dir
                 .path()
                 .join(format!("node{}", node.id))
@@ -111,7 +136,12 @@ impl TestCluster {
             cluster.start_node(id)?;
         }
         for id in cluster.ids() {
-            cluster.wait_listening(id, Duration::from_secs(60))?;
+            if let Err(e) = cluster.wait_listening(id, Duration::from_secs(60)) {
+                return Err(std::io::Error::other(format!(
+                    "{e}\n--- its log ---\n{}",
+                    cluster.log(id)
+                )));
+            }
         }
         Ok(cluster)
     }
@@ -124,7 +154,7 @@ impl TestCluster {
         self.dir.path()
     }
 
-    fn spec(&self, id: u64) -> &NodeSpec {
+    pub fn spec(&self, id: u64) -> &NodeSpec {
         self.nodes
             .iter()
             .find(|n| n.id == id)

@@ -27,6 +27,26 @@ use tokio::time::Instant;
 
 use crate::rng::Rng;
 
+/// Binds a loopback port below the kernel's ephemeral range (32768 and up on Linux by
+/// default). A cluster test reserves its nodes' ports by binding port 0 and releasing it before
+/// the nodes start; a proxy bound the same way could be handed one of those ports in between.
+async fn bind_below_ephemeral() -> std::io::Result<TcpListener> {
+    let mut rng = crate::Rng::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()),
+    );
+    for _ in 0..200 {
+        let port = 20_000 + rng.below(12_000) as u16;
+        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
+            return Ok(listener);
+        }
+    }
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await
+}
+
 /// Largest chunk read at once. Small enough that a delayed queue of them
 /// stays modest, large enough not to matter for throughput.
 const CHUNK: usize = 16 * 1024;
@@ -108,7 +128,7 @@ impl FaultProxy {
     /// Bind 127.0.0.1 on an ephemeral port and start forwarding to `target`
     /// in [`Mode::Pass`]. Must be called inside a tokio runtime.
     pub async fn start(target: SocketAddr) -> io::Result<FaultProxy> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let listener = bind_below_ephemeral().await?;
         let addr = listener.local_addr()?;
         let (control, control_rx) = watch::channel(Control {
             mode: Mode::Pass,
@@ -438,7 +458,11 @@ async fn pump(
     let writer = async move {
         let mut control = control;
         while let Some((due, chunk)) = queue_rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // Without a delay, deliver at once: even an elapsed timer waits for the timer
+            // wheel's next millisecond tick, which would add latency to every chunk.
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             // Checked again at delivery: a partition that starts while a
             // chunk is "on the wire" must swallow it too.
             if control.borrow().mode != Mode::Pass {
