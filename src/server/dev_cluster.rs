@@ -37,6 +37,8 @@ enum DevCommand {
 }
 
 #[derive(Debug, Args)]
+// `coffer dev cluster stop --data-dir D` takes only its own flags.
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ClusterArgs {
     #[command(subcommand)]
     action: Option<ClusterAction>,
@@ -51,8 +53,8 @@ pub struct ClusterArgs {
     #[arg(long, value_delimiter = ',', default_value = "eastus,westus,centralus")]
     regions: Vec<String>,
     /// Directory for everything the cluster writes (reused on the next start).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, required = true)]
+    data_dir: Option<PathBuf>,
     /// Raft timing profile: lan or regions.
     #[arg(long, default_value = "lan")]
     profile: String,
@@ -89,14 +91,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Some(ClusterAction::Stop { data_dir }) = &args.action {
         return stop(data_dir);
     }
-    let nodes = prepare(&args)?;
+    let data_dir = args.data_dir.clone().context("--data-dir is required")?;
+    let nodes = prepare(&args, &data_dir)?;
     if args.prepare {
-        println!("Cluster prepared in {}", args.data_dir.display());
+        println!("Cluster prepared in {}", data_dir.display());
         return Ok(());
     }
     let mut children = Vec::new();
     for node in &nodes {
-        children.push(start_node(&args.data_dir, node)?);
+        children.push(start_node(&data_dir, node)?);
     }
     for node in &nodes {
         wait_listening(node.client, Duration::from_secs(60))
@@ -111,16 +114,32 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             if node.learner { ", learner" } else { "" },
             node.client,
             node.cluster,
-            node_dir(&args.data_dir, node.id)
-                .join("coffer.log")
-                .display()
+            node_dir(&data_dir, node.id).join("coffer.log").display()
         );
     }
     println!(
         "\nTo use it from a shell:\n\n    source {}\n\nCtrl-C stops the nodes.",
-        args.data_dir.join("dev.env").display()
+        data_dir.join("dev.env").display()
     );
-    shutdown_signal().await;
+    // Until Ctrl-C, SIGTERM, or every node has exited (`coffer dev cluster stop` from another
+    // shell): the nodes are reaped here, so none lingers as a zombie.
+    let all_exited = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if children
+                .iter_mut()
+                .all(|c| matches!(c.try_wait(), Ok(Some(_))))
+            {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = all_exited => {
+            println!("Every node has stopped.");
+        }
+    }
     for child in &children {
         signal(child.id(), "TERM");
     }
@@ -128,7 +147,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || child.wait()).await;
     }
     for node in &nodes {
-        let _ = fs::remove_file(node_dir(&args.data_dir, node.id).join("coffer.pid"));
+        let _ = fs::remove_file(node_dir(&data_dir, node.id).join("coffer.pid"));
     }
     Ok(())
 }
@@ -142,8 +161,8 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// Writes everything the nodes need, keeping what a previous run wrote.
-pub fn prepare(args: &ClusterArgs) -> anyhow::Result<Vec<DevNode>> {
-    let dir = &args.data_dir;
+pub fn prepare(args: &ClusterArgs, dir: &Path) -> anyhow::Result<Vec<DevNode>> {
+    let dir = &dir.to_path_buf();
     if args.regions.is_empty() || args.regions.iter().any(|r| r.is_empty()) {
         bail!("--regions needs at least one region name");
     }
@@ -382,7 +401,7 @@ fn stop(data_dir: &Path) -> anyhow::Result<()> {
         };
         signal(pid, "TERM");
         let until = Instant::now() + Duration::from_secs(20);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < until {
+        while running(pid) && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = fs::remove_file(&pid_file);
@@ -390,6 +409,18 @@ fn stop(data_dir: &Path) -> anyhow::Result<()> {
     }
     println!("Stopped {stopped} node(s).");
     Ok(())
+}
+
+/// Whether `pid` is a live process (an exited one not yet reaped by its parent is a zombie,
+/// state `Z`, and counts as stopped).
+fn running(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 async fn shutdown_signal() {
