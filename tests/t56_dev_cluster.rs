@@ -16,10 +16,10 @@ fn cli(dir: &Path, args: &[&str]) -> Output {
     let env = std::fs::read_to_string(dir.join("dev.env")).unwrap();
     let mut command = Command::new(BIN);
     for line in env.lines() {
-        if let Some((key, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            if key != "PATH" {
-                command.env(key, value);
-            }
+        if let Some((key, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('='))
+            && key != "PATH"
+        {
+            command.env(key, value);
         }
     }
     command.args(args).output().unwrap()
