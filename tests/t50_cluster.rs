@@ -61,9 +61,10 @@ async fn get(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_survive_a_leader_kill_and_the_restarted_node_rejoins() {
-    let mut cluster = TestCluster::start(bin(), 3, "eastus,westus,centralus", &[])
+/// Kills the leader of an `n`-node cluster: writes succeed again on the survivors, and the
+/// restarted node rejoins and serves what it missed.
+async fn leader_kill_and_rejoin(n: u64) {
+    let mut cluster = TestCluster::start(bin(), n, "eastus,westus,centralus", &[])
         .await
         .unwrap();
     let all = cluster.ids();
@@ -102,7 +103,17 @@ async fn three_nodes_survive_a_leader_kill_and_the_restarted_node_rejoins() {
         Some("after")
     );
     let peers = only_restarted.list_peers().await.unwrap();
-    assert_eq!(peers.iter().filter(|p| p.voter).count(), 3);
+    assert_eq!(peers.iter().filter(|p| p.voter).count() as u64, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_survive_a_leader_kill_and_the_restarted_node_rejoins() {
+    leader_kill_and_rejoin(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_survive_a_leader_kill_and_the_restarted_node_rejoins() {
+    leader_kill_and_rejoin(5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

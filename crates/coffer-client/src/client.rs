@@ -75,9 +75,20 @@ impl fmt::Debug for CofferClient {
     }
 }
 
-/// Whether another node (or the same one, later) may succeed where this attempt failed.
+/// Whether another node (or the same one, later) may succeed where this attempt failed: the
+/// node said it cannot serve now (`Unavailable`), or the failure did not come from a Coffer
+/// node at all (a connection reset mid-call surfaces as `Unknown` or `Cancelled` without
+/// Coffer's error-code metadata). Retrying a write is safe because every attempt carries the
+/// same request id.
 fn worth_retrying(status: &Status) -> bool {
-    status.code() == tonic::Code::Unavailable
+    match status.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Internal => status
+            .metadata()
+            .get(crate::error::ERROR_CODE_KEY)
+            .is_none(),
+        _ => false,
+    }
 }
 
 impl CofferClient {
@@ -644,6 +655,24 @@ mod tests {
         assert_eq!(pager.next_request().unwrap(), Some("p2".to_owned()));
         pager.record(String::new());
         assert_eq!(pager.next_request().unwrap(), None);
+    }
+
+    #[test]
+    fn only_failures_that_may_pass_elsewhere_are_retried() {
+        use tonic::metadata::MetadataMap;
+        assert!(worth_retrying(&Status::unavailable("no leader")));
+        // A reset connection: no Coffer node answered.
+        assert!(worth_retrying(&Status::unknown("h2 protocol error")));
+        let mut meta = MetadataMap::new();
+        meta.insert("x-coffer-error-code", "InternalError".parse().unwrap());
+        // A Coffer node answered with an error of its own: sending it elsewhere changes nothing.
+        assert!(!worth_retrying(&Status::with_metadata(
+            tonic::Code::Internal,
+            "store failed",
+            meta
+        )));
+        assert!(!worth_retrying(&Status::not_found("SecretNotFound")));
+        assert!(!worth_retrying(&Status::invalid_argument("BadParameter")));
     }
 
     #[tokio::test]
