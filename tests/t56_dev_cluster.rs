@@ -124,6 +124,30 @@ fn dev_cluster_starts_serves_fails_over_and_stops() {
         "v"
     );
 
+    // An on-demand Raft snapshot lands in that node's snapshot directory.
+    let taken: serde_json::Value = serde_json::from_str(&ok(
+        &data,
+        &["operator", "raft", "snapshot", "take", "--output", "json"],
+    ))
+    .unwrap();
+    let node = taken["node"].as_u64().unwrap();
+    assert!(taken["index"].as_u64().unwrap() >= 3, "{taken}");
+    let snaps = std::fs::read_dir(
+        data.join(format!("node{node}"))
+            .join("data")
+            .join("snapshots"),
+    )
+    .unwrap()
+    .filter(|e| {
+        e.as_ref()
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "snap")
+    })
+    .count();
+    assert_eq!(snaps, 1);
+
     let pids: Vec<String> = [2, 3]
         .iter()
         .map(|i| std::fs::read_to_string(data.join(format!("node{i}")).join("coffer.pid")).unwrap())

@@ -69,6 +69,9 @@ enum RaftCommand {
 
 #[derive(Debug, Subcommand)]
 enum SnapshotCommand {
+    /// Build a Raft snapshot on the node reached now, so it can purge its log (it also builds
+    /// one every raft.snapshot-every entries).
+    Take,
     /// Save a consistent copy of every vault and secret (values stay sealed).
     Save {
         #[arg(long)]
@@ -169,6 +172,13 @@ async fn raft(global: &GlobalArgs, command: RaftCommand) -> Result<(), CliError>
         }
         RaftCommand::TransferLeader { to } => {
             print_peers(global, &client.transfer_leader(to).await?)
+        }
+        RaftCommand::Snapshot(SnapshotCommand::Take) => {
+            let (node, index) = client.take_snapshot().await?;
+            output::print(global, &json!({ "node": node, "index": index }), || Table {
+                headers: vec!["Node", "Index"],
+                rows: vec![vec![node.to_string(), index.to_string()]],
+            })
         }
         RaftCommand::Snapshot(SnapshotCommand::Save { out }) => {
             let data = client.save_snapshot().await?;

@@ -16,7 +16,8 @@ use coffer_proto::v1::{
 };
 use coffer_proto::v1::{
     JoinPeerRequest, ListPeersRequest, NodeInfoRequest, Peer, RemovePeerRequest,
-    RestoreSnapshotResponse, SaveSnapshotRequest, SnapshotData, TransferLeaderRequest,
+    RestoreSnapshotResponse, SaveSnapshotRequest, SnapshotData, TakeSnapshotRequest,
+    TransferLeaderRequest,
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -418,6 +419,18 @@ impl CofferClient {
             })
             .await?;
         Ok(response.peers)
+    }
+
+    /// Builds a Raft snapshot on the first node that answers; returns (node, index covered).
+    pub async fn take_snapshot(&self) -> Result<(u64, u64), ClientError> {
+        let response = self
+            .call(|mut n, m| async move {
+                n.operator
+                    .take_snapshot(with_meta(TakeSnapshotRequest {}, m))
+                    .await
+            })
+            .await?;
+        Ok((response.node, response.index))
     }
 
     /// A consistent copy of the whole cluster state (values sealed), as one blob.

@@ -35,6 +35,7 @@ impl Audited for pb::Peer {}
 impl Audited for pb::ListPeersResponse {}
 impl Audited for pb::MembershipResponse {}
 impl Audited for pb::RestoreSnapshotResponse {}
+impl Audited for pb::TakeSnapshotResponse {}
 
 /// A saved snapshot on its way to the caller.
 struct SnapshotBytes(Vec<u8>);
@@ -148,6 +149,26 @@ impl OperatorService for GrpcApi {
             |r, _| async move {
                 Ok(pb::MembershipResponse {
                     peers: peers_to_pb(&svc.transfer_leader(r.to).await?),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn take_snapshot(
+        &self,
+        request: Request<pb::TakeSnapshotRequest>,
+    ) -> Result<Response<pb::TakeSnapshotResponse>, Status> {
+        let svc = self.gateway.service.clone();
+        self.run(
+            "RaftSnapshotTake",
+            request,
+            |_| cluster_target(),
+            |_, _| async move {
+                let index = svc.take_snapshot().await?;
+                Ok(pb::TakeSnapshotResponse {
+                    node: svc.node_identity().id,
+                    index,
                 })
             },
         )

@@ -92,6 +92,11 @@ impl Service {
         self.peers().await
     }
 
+    /// Builds a Raft snapshot on this node now; returns the log index it covers.
+    pub async fn take_snapshot(&self) -> Result<u64, Error> {
+        Ok(self.store.snapshot_now().await?)
+    }
+
     /// A consistent copy of every vault and secret (values sealed).
     pub async fn save_snapshot(&self) -> Result<Vec<u8>, Error> {
         Ok(self.store.export_snapshot().await?)

@@ -344,13 +344,32 @@ impl Store {
         }
     }
 
-    /// Builds a snapshot now (and lets openraft purge the log it covers).
-    pub async fn snapshot_now(&self) -> Result<(), StoreError> {
+    /// Builds a snapshot now (openraft then purges the log it covers, keeping the last 1,000
+    /// entries for followers that are only a little behind) and returns the index it covers.
+    pub async fn snapshot_now(&self) -> Result<u64, StoreError> {
+        let applied = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .as_ref()
+            .map(|id| id.index)
+            .unwrap_or(0);
         self.raft
             .trigger()
             .snapshot()
             .await
-            .map_err(|e| StoreError::Fatal(e.to_string()))
+            .map_err(|e| StoreError::Fatal(e.to_string()))?;
+        let metrics = self
+            .raft
+            .wait(Some(self.request_deadline))
+            .metrics(
+                |m| m.snapshot.as_ref().is_some_and(|s| s.index >= applied),
+                "snapshot built",
+            )
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the snapshot was not built: {e}")))?;
+        Ok(metrics.snapshot.map(|s| s.index).unwrap_or(0))
     }
 
     /// Stops Raft, then flushes memtables to SST files so the next start need not replay the
