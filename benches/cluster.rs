@@ -17,8 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use coffer_client::CofferClient;
-use coffer_client::proto::{CreateVaultRequest, SetSecretRequest};
-use coffer_testkit::TestCluster;
+use coffer_testkit::{TestCluster, ops};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -28,15 +27,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 async fn set(client: &CofferClient, name: &str, value: &str) -> bool {
-    client
-        .set_secret(SetSecretRequest {
-            vault: "bench1".into(),
-            name: name.into(),
-            value: value.into(),
-            ..Default::default()
-        })
-        .await
-        .is_ok()
+    ops::set_secret(client, "bench1", name, value).await.is_ok()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -80,10 +71,7 @@ async fn failover(cluster: &mut TestCluster, kills: u64) {
             ms(took)
         );
         recoveries.push(took);
-        cluster.start_node(leader).unwrap();
-        cluster
-            .wait_listening(leader, Duration::from_secs(30))
-            .unwrap();
+        cluster.restart(leader).unwrap();
         // Let the restarted node rejoin before the next kill, so each round starts from three
         // healthy voters.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -161,14 +149,7 @@ fn main() {
             .await
             .unwrap();
         let client = cluster.client(&cluster.ids()).await.unwrap();
-        client
-            .create_vault(CreateVaultRequest {
-                name: "bench1".into(),
-                location: "eastus".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        ops::create_vault(&client, "bench1").await.unwrap();
         for concurrency in [1, 16, 64] {
             throughput(&cluster, concurrency, seconds).await;
         }

@@ -6,23 +6,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use coffer_client::proto::{CreateVaultRequest, GetSecretRequest, SetSecretRequest};
+use coffer_client::proto::GetSecretRequest;
 use coffer_client::{ClientError, CofferClient};
-use coffer_testkit::{History, OpKind, Rng, TestCluster, seed_from_env};
+use coffer_testkit::{History, OpKind, Rng, TestCluster, ops, seed_from_env};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_coffer"))
 }
 
 async fn create_vault(client: &CofferClient, name: &str) {
-    client
-        .create_vault(CreateVaultRequest {
-            name: name.into(),
-            location: "eastus".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    ops::create_vault(client, name).await.unwrap();
 }
 
 async fn set(
@@ -31,15 +24,7 @@ async fn set(
     name: &str,
     value: &str,
 ) -> Result<(), ClientError> {
-    client
-        .set_secret(SetSecretRequest {
-            vault: vault.into(),
-            name: name.into(),
-            value: value.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|_| ())
+    ops::set_secret(client, vault, name, value).await
 }
 
 async fn get(
@@ -47,18 +32,7 @@ async fn get(
     vault: &str,
     name: &str,
 ) -> Result<Option<String>, ClientError> {
-    match client
-        .get_secret(GetSecretRequest {
-            vault: vault.into(),
-            name: name.into(),
-            version: String::new(),
-        })
-        .await
-    {
-        Ok(secret) => Ok(Some(secret.value)),
-        Err(e) if e.code() == "SecretNotFound" => Ok(None),
-        Err(e) => Err(e),
-    }
+    ops::secret_value(client, vault, name).await
 }
 
 /// Kills the leader of an `n`-node cluster: writes succeed again on the survivors, and the
@@ -87,17 +61,13 @@ async fn leader_kill_and_rejoin(n: u64) {
         .unwrap();
     assert_ne!(new_leader, leader);
 
-    cluster.start_node(leader).unwrap();
-    cluster
-        .wait_listening(leader, Duration::from_secs(30))
-        .unwrap();
+    cluster.restart(leader).unwrap();
     // Asked of the restarted node alone: a linearizable read there must see the write it
     // missed while it was down.
     let only_restarted = cluster
-        .client(&[leader])
+        .client_of(leader, Duration::from_secs(20))
         .await
-        .unwrap()
-        .with_failover_deadline(Duration::from_secs(20));
+        .unwrap();
     assert_eq!(
         get(&only_restarted, "kv1", "a").await.unwrap().as_deref(),
         Some("after")
@@ -130,10 +100,9 @@ async fn a_leader_cut_off_in_the_minority_refuses_and_the_majority_carries_on() 
 
     cluster.mesh.partition(&[&[leader], &majority]);
     let minority = cluster
-        .client(&[leader])
+        .client_of(leader, Duration::from_secs(3))
         .await
-        .unwrap()
-        .with_failover_deadline(Duration::from_secs(3));
+        .unwrap();
     let refused = set(&minority, "kv1", "a", "lost").await.unwrap_err();
     assert_eq!(refused.code(), "ServiceUnavailable", "{refused}");
     let refused = get(&minority, "kv1", "a").await.unwrap_err();
@@ -152,10 +121,9 @@ async fn a_leader_cut_off_in_the_minority_refuses_and_the_majority_carries_on() 
 
     cluster.mesh.heal();
     let healed = cluster
-        .client(&[leader])
+        .client_of(leader, Duration::from_secs(20))
         .await
-        .unwrap()
-        .with_failover_deadline(Duration::from_secs(20));
+        .unwrap();
     match get(&healed, "kv1", "a").await {
         Ok(value) => assert_eq!(value.as_deref(), Some("two")),
         Err(e) => panic!(
@@ -261,10 +229,7 @@ async fn randomized_faults(faults: usize) {
                 eprintln!("fault {fault}: kill -9 node {victim}");
                 cluster.kill(victim);
                 tokio::time::sleep(Duration::from_millis(300 + rng.below(1_200))).await;
-                cluster.start_node(victim).unwrap();
-                cluster
-                    .wait_listening(victim, Duration::from_secs(30))
-                    .unwrap();
+                cluster.restart(victim).unwrap();
             }
             1 => {
                 eprintln!("fault {fault}: isolate node {victim}");
@@ -389,15 +354,11 @@ async fn catch_up_by_snapshot(writes: usize) {
     write_many(&writer, "kv1", writes, 16).await;
     eprintln!("{writes} writes took {:?}", started.elapsed());
 
-    cluster.start_node(lagging).unwrap();
-    cluster
-        .wait_listening(lagging, Duration::from_secs(30))
-        .unwrap();
+    cluster.restart(lagging).unwrap();
     let only_lagging = cluster
-        .client(&[lagging])
+        .client_of(lagging, Duration::from_secs(30))
         .await
-        .unwrap()
-        .with_failover_deadline(Duration::from_secs(30));
+        .unwrap();
     let last = format!("s{}", writes - 1);
     assert_eq!(
         get(&only_lagging, "kv1", &last).await.unwrap().as_deref(),

@@ -8,48 +8,26 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use coffer_client::proto::{
-    CreateVaultRequest, GetSecretRequest, JoinPeerRequest, SetSecretRequest,
-};
+use coffer_client::proto::{CreateVaultRequest, JoinPeerRequest};
 use coffer_client::{ClientError, CofferClient};
-use coffer_testkit::TestCluster;
+use coffer_testkit::{TestCluster, ops};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_coffer"))
 }
 
 async fn create_vault(client: &CofferClient, name: &str) {
-    client
-        .create_vault(CreateVaultRequest {
-            name: name.into(),
-            location: "eastus".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    ops::create_vault(client, name).await.unwrap();
 }
 
 async fn set(client: &CofferClient, name: &str, value: &str) {
-    client
-        .set_secret(SetSecretRequest {
-            vault: "kv1".into(),
-            name: name.into(),
-            value: value.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    ops::set_secret(client, "kv1", name, value).await.unwrap();
 }
 
 async fn get(client: &CofferClient, name: &str) -> Result<String, ClientError> {
-    client
-        .get_secret(GetSecretRequest {
-            vault: "kv1".into(),
-            name: name.into(),
-            version: String::new(),
-        })
+    ops::secret_value(client, "kv1", name)
         .await
-        .map(|s| s.value)
+        .map(|v| v.unwrap_or_default())
 }
 
 /// Waits until `check` holds for the peers `client` reports.

@@ -181,6 +181,21 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Starts node `id` again and waits until it listens.
+    pub fn restart(&mut self, id: u64) -> std::io::Result<()> {
+        self.start_node(id)?;
+        self.wait_listening(id, Duration::from_secs(30))
+    }
+
+    /// A client of node `id` alone, which keeps retrying it for `deadline`.
+    pub async fn client_of(
+        &self,
+        id: u64,
+        deadline: Duration,
+    ) -> Result<CofferClient, coffer_client::ClientError> {
+        Ok(self.client(&[id]).await?.with_failover_deadline(deadline))
+    }
+
     pub fn wait_listening(&self, id: u64, timeout: Duration) -> std::io::Result<()> {
         let addr = self.spec(id).client;
         let until = Instant::now() + timeout;

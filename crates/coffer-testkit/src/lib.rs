@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod linearizability;
 pub mod mesh;
+pub mod ops;
 pub mod proxy;
 pub mod rng;
 
