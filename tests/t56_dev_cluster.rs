@@ -58,6 +58,8 @@ fn dev_cluster_starts_serves_fails_over_and_stops() {
             "3",
             "--regions",
             "eastus,westus,centralus",
+            "--learners",
+            "1",
             "--data-dir",
         ])
         .arg(&data)
@@ -67,14 +69,14 @@ fn dev_cluster_starts_serves_fails_over_and_stops() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    assert!(first.contains("dev cluster of 3 nodes is up"), "{first}");
+    assert!(first.contains("dev cluster of 4 nodes is up"), "{first}");
 
     let env = std::fs::read_to_string(data.join("dev.env")).unwrap();
     let addrs = env
         .lines()
         .find(|l| l.starts_with("export COFFER_ADDR="))
         .unwrap();
-    assert_eq!(addrs.matches("https://").count(), 3, "{addrs}");
+    assert_eq!(addrs.matches("https://").count(), 4, "{addrs}");
     assert_eq!(
         std::fs::metadata(data.join("dev.env"))
             .unwrap()
@@ -88,8 +90,23 @@ fn dev_cluster_starts_serves_fails_over_and_stops() {
         &["operator", "raft", "list-peers", "--output", "json"],
     ))
     .unwrap();
+    // The learner joins through node 1 shortly after start.
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut peers = peers;
+    while peers.as_array().unwrap().len() < 4 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+        peers = serde_json::from_str(&ok(
+            &data,
+            &["operator", "raft", "list-peers", "--output", "json"],
+        ))
+        .unwrap();
+    }
     let peers = peers.as_array().unwrap();
-    assert_eq!(peers.len(), 3);
+    assert_eq!(peers.len(), 4, "{peers:?}");
+    assert_eq!(
+        peers.iter().filter(|p| p["suffrage"] == "learner").count(),
+        1
+    );
     assert_eq!(peers.iter().filter(|p| p["leader"] == true).count(), 1);
     let regions: Vec<&str> = peers
         .iter()
@@ -148,7 +165,7 @@ fn dev_cluster_starts_serves_fails_over_and_stops() {
     .count();
     assert_eq!(snaps, 1);
 
-    let pids: Vec<String> = [2, 3]
+    let pids: Vec<String> = [2, 3, 4]
         .iter()
         .map(|i| std::fs::read_to_string(data.join(format!("node{i}")).join("coffer.pid")).unwrap())
         .collect();
