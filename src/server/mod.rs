@@ -85,7 +85,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (transport, bootstrap, timeouts, advertise): (Arc<dyn Transport>, _, _, _) =
         match &settings.cluster {
             Some(c) => (
-                Arc::new(GrpcTransport::new(c.tls.clone(), c.overrides.clone())),
+                Arc::new(GrpcTransport::new(
+                    settings.node_id,
+                    c.tls.clone(),
+                    c.overrides.clone(),
+                )),
                 c.bootstrap.clone(),
                 c.timeouts,
                 c.advertise.clone(),

@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{ClusterTls, MAX_MESSAGE_BYTES};
+use crate::tls::certifies_node;
+use crate::{ClusterTls, MAX_MESSAGE_BYTES, NODE_ID_KEY};
 
 struct ClusterApi {
     store: Store,
@@ -26,9 +27,38 @@ fn status(e: StoreError) -> Status {
     }
 }
 
+/// The node id the caller claims, if its certificate was issued for it.
+fn verified_sender<T>(request: &Request<T>) -> Result<u64, Status> {
+    let denied = |why: &str| Status::permission_denied(why.to_owned());
+    let id: u64 = request
+        .metadata()
+        .get(NODE_ID_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| denied("the call does not name the calling node"))?;
+    let certs = request
+        .peer_certs()
+        .ok_or_else(|| denied("the caller presented no certificate"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| denied("the caller presented no certificate"))?;
+    if certifies_node(leaf, id) {
+        Ok(id)
+    } else {
+        tracing::warn!(
+            claimed = id,
+            "a peer's certificate was not issued for the node id it claims"
+        );
+        Err(denied(
+            "the caller's certificate was not issued for the node id it claims",
+        ))
+    }
+}
+
 #[tonic::async_trait]
 impl Cluster for ClusterApi {
     async fn call(&self, request: Request<CallRequest>) -> Result<Response<CallResponse>, Status> {
+        let from = verified_sender(&request)?;
         let request = request.into_inner();
         let kind = match Kind::try_from(request.kind) {
             Ok(Kind::AppendEntries) => RpcKind::AppendEntries,
@@ -40,7 +70,7 @@ impl Cluster for ClusterApi {
         };
         let body = self
             .store
-            .serve_rpc(kind, &request.body)
+            .serve_rpc(kind, &request.body, Some(from))
             .await
             .map_err(status)?;
         Ok(Response::new(CallResponse { body }))
@@ -50,6 +80,7 @@ impl Cluster for ClusterApi {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<CallResponse>, Status> {
+        let from = verified_sender(&request)?;
         let mut stream = request.into_inner();
         let mut header = Vec::new();
         let mut data = Vec::new();
@@ -67,7 +98,7 @@ impl Cluster for ClusterApi {
         }
         let body = self
             .store
-            .serve_snapshot(&header, data)
+            .serve_snapshot(&header, data, Some(from))
             .await
             .map_err(status)?;
         Ok(Response::new(CallResponse { body }))

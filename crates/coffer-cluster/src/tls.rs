@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use rustls_pki_types::{CertificateDer, ServerName};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,5 +62,34 @@ impl ClusterTls {
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
             .domain_name(server_name)
+    }
+}
+
+/// Whether `leaf` (a peer certificate that already chained to the cluster CA during the
+/// handshake) is node `node_id`'s: valid for [`coffer_crypto::pki::node_identity_name`].
+pub(crate) fn certifies_node(leaf: &CertificateDer<'_>, node_id: u64) -> bool {
+    let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    let Ok(name) = ServerName::try_from(coffer_crypto::pki::node_identity_name(node_id)) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn a_node_certificate_names_its_own_id_only() {
+        let (ca, _) = coffer_crypto::pki::ClusterCa::generate().unwrap();
+        let (pem, _) = ca.issue_node(2, &["127.0.0.1".into()]).unwrap();
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        assert!(certifies_node(&der, 2));
+        assert!(!certifies_node(&der, 3));
+        assert!(!certifies_node(&der, 22));
+        assert!(!certifies_node(&CertificateDer::from(vec![1, 2, 3]), 2));
     }
 }

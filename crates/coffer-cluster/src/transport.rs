@@ -10,11 +10,13 @@ use coffer_store::{RpcKind, Transport, TransportError};
 use futures::future::BoxFuture;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{ClusterTls, MAX_MESSAGE_BYTES, SNAPSHOT_CHUNK_BYTES};
+use crate::{ClusterTls, MAX_MESSAGE_BYTES, NODE_ID_KEY, SNAPSHOT_CHUNK_BYTES};
 
 /// One lazily connected channel per peer address, reused across calls.
 #[derive(Clone)]
 pub struct GrpcTransport {
+    /// This node's id, sent with every call; the receiver checks it against our certificate.
+    node_id: u64,
     tls: ClusterTls,
     /// Node id → address to dial instead of the advertised one (NAT, tunnels, test proxies).
     /// The peer's certificate is still checked against its advertised host.
@@ -23,8 +25,9 @@ pub struct GrpcTransport {
 }
 
 impl GrpcTransport {
-    pub fn new(tls: ClusterTls, overrides: BTreeMap<u64, String>) -> Self {
+    pub fn new(node_id: u64, tls: ClusterTls, overrides: BTreeMap<u64, String>) -> Self {
         Self {
+            node_id,
             tls,
             overrides: Arc::new(overrides),
             channels: Arc::default(),
@@ -112,6 +115,7 @@ impl Transport for GrpcTransport {
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
         let client = self.client(target, addr);
+        let node_id = self.node_id;
         Box::pin(async move {
             let mut client = client?;
             let mut request = tonic::Request::new(CallRequest {
@@ -119,6 +123,7 @@ impl Transport for GrpcTransport {
                 body,
             });
             request.set_timeout(timeout);
+            request.metadata_mut().insert(NODE_ID_KEY, node_id.into());
             match tokio::time::timeout(timeout, client.call(request)).await {
                 Ok(Ok(response)) => Ok(response.into_inner().body),
                 Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => {
@@ -145,6 +150,7 @@ impl Transport for GrpcTransport {
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>> {
         let client = self.client(target, addr);
+        let node_id = self.node_id;
         Box::pin(async move {
             let mut client = client?;
             let mut chunks: Vec<SnapshotChunk> = data
@@ -161,6 +167,7 @@ impl Transport for GrpcTransport {
             drop(data);
             let mut request = tonic::Request::new(tokio_stream::iter(chunks));
             request.set_timeout(timeout);
+            request.metadata_mut().insert(NODE_ID_KEY, node_id.into());
             match tokio::time::timeout(timeout, client.install_snapshot(request)).await {
                 Ok(Ok(response)) => Ok(response.into_inner().body),
                 Ok(Err(status)) => Err(status_error(target, status)),

@@ -59,6 +59,13 @@ pub fn generate_dev_pki(names: &[String]) -> Result<DevPki, CryptoError> {
 /// from it, since certificates name their issuer by this name.
 const CLUSTER_CA_NAME: &str = "Coffer cluster CA";
 
+/// The DNS name every node certificate carries for its node id. A node proves which id it is by
+/// presenting a certificate valid for this name; peers check it before accepting Raft messages
+/// that claim to come from that id.
+pub fn node_identity_name(node_id: u64) -> String {
+    format!("node-{node_id}.cluster.coffer")
+}
+
 /// The certificate authority of one cluster's node-to-node mutual TLS: every node's
 /// certificate is signed by it, and nodes accept only peers it signed.
 pub struct ClusterCa {
@@ -114,14 +121,16 @@ impl ClusterCa {
     }
 
     /// A certificate for node `node_id`, valid as TLS server and client for `names` (the hosts
-    /// of its cluster address), and its private key.
+    /// of its cluster address) and for [`node_identity_name`], and its private key.
     pub fn issue_node(
         &self,
         node_id: u64,
         names: &[String],
     ) -> Result<(String, SecretString), CryptoError> {
         let key = KeyPair::generate().map_err(pki_err)?;
-        let mut params = CertificateParams::new(names.to_vec()).map_err(pki_err)?;
+        let mut all_names = names.to_vec();
+        all_names.push(node_identity_name(node_id));
+        let mut params = CertificateParams::new(all_names).map_err(pki_err)?;
         params
             .distinguished_name
             .push(DnType::CommonName, format!("coffer-node-{node_id}"));

@@ -477,12 +477,21 @@ impl Store {
 
     /// Serves a message from another node. Raft messages go to openraft; forwarded client
     /// requests run on this node if it leads, or go on towards the leader.
-    pub async fn serve_rpc(&self, kind: RpcKind, body: &[u8]) -> Result<Vec<u8>, StoreError> {
+    ///
+    /// `from` is the sender's node id as the transport authenticated it (its certificate);
+    /// a Raft message that claims to come from another node is refused.
+    pub async fn serve_rpc(
+        &self,
+        kind: RpcKind,
+        body: &[u8],
+        from: Option<u64>,
+    ) -> Result<Vec<u8>, StoreError> {
         let bad = |e: serde_json::Error| StoreError::Refused(format!("malformed request: {e}"));
         let encoded = match kind {
             RpcKind::AppendEntries => {
                 let rpc: AppendEntriesRequest<TypeConfig> =
                     serde_json::from_slice(body).map_err(bad)?;
+                check_sender(rpc.vote.leader_id().node_id, from)?;
                 let answer = self.raft.append_entries(rpc).await;
                 if answer.as_ref().is_ok_and(|r| r.is_success()) {
                     *self
@@ -494,15 +503,18 @@ impl Store {
             }
             RpcKind::Vote => {
                 let rpc: VoteRequest<TypeConfig> = serde_json::from_slice(body).map_err(bad)?;
+                check_sender(rpc.vote.leader_id().node_id, from)?;
                 serde_json::to_vec(&self.raft.vote(rpc).await)
             }
             RpcKind::PreVote => {
                 let rpc: VoteRequest<TypeConfig> = serde_json::from_slice(body).map_err(bad)?;
+                check_sender(rpc.vote.leader_id().node_id, from)?;
                 serde_json::to_vec(&self.raft.pre_vote(rpc).await)
             }
             RpcKind::TransferLeader => {
                 let rpc: TransferLeaderRequest<TypeConfig> =
                     serde_json::from_slice(body).map_err(bad)?;
+                check_sender(rpc.from_leader().leader_id().node_id, from)?;
                 let answer = self
                     .raft
                     .handle_transfer_leader(rpc)
@@ -531,9 +543,11 @@ impl Store {
         &self,
         header: &[u8],
         data: Vec<u8>,
+        from: Option<u64>,
     ) -> Result<Vec<u8>, StoreError> {
         let header: SnapshotHeader = serde_json::from_slice(header)
             .map_err(|e| StoreError::Refused(format!("malformed snapshot header: {e}")))?;
+        check_sender(header.vote.leader_id().node_id, from)?;
         let index = header
             .meta
             .last_log_id
@@ -553,6 +567,16 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
         serde_json::to_vec(&answer).map_err(StoreError::storage)
+    }
+}
+
+/// Refuses a Raft message whose claimed sender is not the node the transport authenticated.
+fn check_sender(claimed: u64, from: Option<u64>) -> Result<(), StoreError> {
+    match from {
+        Some(sender) if sender != claimed => Err(StoreError::Refused(format!(
+            "node {sender} sent a message in the name of node {claimed}"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -609,6 +633,18 @@ mod tests {
             .enumerate()
             .map(|(i, r)| (i as u64 + 1, (*r).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_node_may_not_speak_for_another() {
+        assert!(check_sender(2, Some(2)).is_ok());
+        assert!(check_sender(2, None).is_ok());
+        let e = check_sender(1, Some(3)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("node 3 sent a message in the name of node 1"),
+            "{e}"
+        );
     }
 
     #[test]
