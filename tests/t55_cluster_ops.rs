@@ -280,3 +280,42 @@ async fn a_saved_snapshot_restores_into_a_new_cluster_with_the_same_root_key_onl
     ]);
     assert!(refused.contains("damaged"), "{refused}");
 }
+
+/// A write through a follower seals with the follower's copy of the vault (no read-index round
+/// trip). When that copy is of a vault deleted and created again since, the state machine
+/// refuses the value, and the write is sealed again for the current vault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_sealed_for_a_stale_vault_copy_is_sealed_again_for_the_current_vault() {
+    let cluster = TestCluster::start(bin(), 3, "eastus,westus,centralus", &[])
+        .await
+        .unwrap();
+    let all = cluster.ids();
+    let client = cluster.client(&all).await.unwrap();
+    create_vault(&client, "kv1").await;
+    let leader = cluster.leader(&all, Duration::from_secs(10)).await.unwrap();
+    let follower = *all.iter().find(|id| **id != leader).unwrap();
+    let at_leader = cluster.client(&[leader]).await.unwrap();
+    let at_follower = cluster.client(&[follower]).await.unwrap();
+    set(&at_follower, "a", "old").await;
+
+    // The follower stops receiving the log (it can still reach the leader), keeps its copy of
+    // the first kv1, and the vault is deleted and created again.
+    cluster
+        .mesh
+        .link(leader, follower)
+        .set_mode(coffer_testkit::Mode::Blackhole);
+    at_leader.delete_vault("kv1").await.unwrap();
+    create_vault(&at_leader, "kv1").await;
+    let writer =
+        tokio::spawn(async move { ops::set_secret(&at_follower, "kv1", "a", "new").await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.mesh.heal();
+    writer.await.unwrap().unwrap();
+    assert_eq!(get(&at_leader, "a").await.unwrap(), "new");
+    let versions = at_leader.list_secret_versions("kv1", "a").await.unwrap();
+    assert_eq!(
+        versions.len(),
+        1,
+        "only the write into the new vault exists"
+    );
+}

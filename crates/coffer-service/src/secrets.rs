@@ -5,7 +5,7 @@ use coffer_store::{Applied, Command, Page, SecretPatch};
 use coffer_types::limits::{MAX_CONTENT_TYPE_CHARS, MAX_SECRET_VALUE_BYTES};
 use coffer_types::records::RECORD_FORMAT;
 use coffer_types::{
-    Error, ObjectKind, ObjectName, SecretRecord, Tags, VaultName, VaultRecord, Version,
+    Error, ErrorCode, ObjectKind, ObjectName, SecretRecord, Tags, VaultName, VaultRecord, Version,
 };
 
 use crate::paging::{decode_token, encode_token, page_size};
@@ -127,12 +127,60 @@ impl Service {
         validate_content_type(input.content_type.as_deref())?;
         validate_time("nbf", input.not_before)?;
         validate_time("exp", input.expires)?;
-        let tags = Tags::new(input.tags)?;
+        let tags = Tags::new(input.tags.clone())?;
 
-        let vault = self
-            .vault_for(&vault_name, Consistency::Linearizable)
-            .await?;
-        let key = self.keys.data_key(&vault)?;
+        // Sealing needs the vault's data key, not a linearizable read of the vault: the state
+        // machine refuses a value sealed for any incarnation of the vault but the current one.
+        // So this node's copy is used when it has one, saving a read-index round trip to the
+        // leader; a missing copy, or one the state machine finds stale, is read again behind a
+        // barrier.
+        let (mut vault, mut fresh) = match self.store.vault(&vault_name.key())? {
+            Some(vault) => (vault, false),
+            None => (
+                self.vault_for(&vault_name, Consistency::Linearizable)
+                    .await?,
+                true,
+            ),
+        };
+        let mut request_id = ctx.request_id().to_owned();
+        let record = loop {
+            let record = self.seal_version(&vault, &vault_name, &name, &input, &tags)?;
+            let command = Command::PutSecret {
+                vault: vault_name.key(),
+                vault_id: vault.id.clone(),
+                record,
+            };
+            match self.store.write(request_id.clone(), command).await? {
+                Applied::Failed(e) if e.code == ErrorCode::VaultNotFound && !fresh => {
+                    vault = self
+                        .vault_for(&vault_name, Consistency::Linearizable)
+                        .await?;
+                    fresh = true;
+                    // The first proposal is remembered under the first id with its refusal;
+                    // the second is a different proposal, so it gets an id of its own (derived,
+                    // so a retry of the whole request repeats both steps).
+                    request_id.push_str("-fresh");
+                }
+                applied => break expect_secret(applied)?,
+            }
+        };
+        Ok(SecretBundle {
+            vault,
+            record,
+            value: Some(input.value),
+        })
+    }
+
+    /// A new version of `name` holding `input`'s value sealed with `vault`'s data key.
+    fn seal_version(
+        &self,
+        vault: &VaultRecord,
+        vault_name: &VaultName,
+        name: &ObjectName,
+        input: &SetSecret,
+        tags: &Tags,
+    ) -> Result<SecretRecord, Error> {
+        let key = self.keys.data_key(vault)?;
         let version = coffer_crypto::new_version().map_err(|e| Error::internal(e.to_string()))?;
         let (vault_key, name_key) = (vault_name.key(), name.key());
         let context = secret_context(&vault_key, &name_key, version.as_str());
@@ -141,33 +189,18 @@ impl Service {
             .seal(&context, input.value.expose().as_bytes())
             .map_err(|e| Error::internal(e.to_string()))?;
         let now = self.clock.now_unix();
-        let record = SecretRecord {
+        Ok(SecretRecord {
             format: RECORD_FORMAT,
             name: name.as_str().to_owned(),
             version: version.to_string(),
             sealed_value,
-            content_type: input.content_type,
+            content_type: input.content_type.clone(),
             enabled: input.enabled.unwrap_or(true),
             not_before: input.not_before,
             expires: input.expires,
             created: now,
             updated: now,
-            tags,
-        };
-        let command = Command::PutSecret {
-            vault: vault_key,
-            vault_id: vault.id.clone(),
-            record,
-        };
-        let record = expect_secret(
-            self.store
-                .write(ctx.request_id().to_owned(), command)
-                .await?,
-        )?;
-        Ok(SecretBundle {
-            vault,
-            record,
-            value: Some(input.value),
+            tags: tags.clone(),
         })
     }
 
