@@ -7,7 +7,8 @@
 //!    loop, for a fixed time each; operations per second and p50/p99 latency.
 //!
 //! Run: `cargo bench --profile dev --bench cluster` (about 3 minutes).
-//! `COFFER_BENCH_KILLS` and `COFFER_BENCH_SECONDS` shorten or lengthen it.
+//! `COFFER_BENCH_KILLS` and `COFFER_BENCH_SECONDS` shorten or lengthen it;
+//! `COFFER_BENCH_SNAPSHOT_EVERY` sets the nodes' `raft.snapshot-every` (default 10,000).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that cannot set up should stop loudly
 
@@ -145,9 +146,15 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let bin = Path::new(env!("CARGO_BIN_EXE_coffer"));
-        let mut cluster = TestCluster::start_direct(bin, 3, "eastus,westus,centralus", &[])
-            .await
-            .unwrap();
+        let snapshot_every = env_number("COFFER_BENCH_SNAPSHOT_EVERY", 10_000).to_string();
+        let mut cluster = TestCluster::start_direct(
+            bin,
+            3,
+            "eastus,westus,centralus",
+            &["--snapshot-every", &snapshot_every],
+        )
+        .await
+        .unwrap();
         let client = cluster.client(&cluster.ids()).await.unwrap();
         ops::create_vault(&client, "bench1").await.unwrap();
         for concurrency in [1, 16, 64] {

@@ -27,6 +27,8 @@ const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const SNAPSHOT_MAGIC: &[u8] = b"COFFER-SNAPSHOT-1\n";
 const END_TAG: u8 = 0xFF;
+/// Bytes written between two syncs of a snapshot file.
+const SNAPSHOT_SYNC_CHUNK: usize = 1024 * 1024;
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -105,7 +107,13 @@ impl StateMachine {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&(header.len() as u64).to_be_bytes())?;
             f.write_all(&header)?;
-            f.write_all(data)?;
+            // Synced a megabyte at a time: one fsync of a large file at the end holds up the
+            // log's own fsyncs (the journal commits them together), which stalled writes for
+            // most of a second whenever a snapshot of a few tens of megabytes was saved.
+            for chunk in data.chunks(SNAPSHOT_SYNC_CHUNK) {
+                f.write_all(chunk)?;
+                f.sync_data()?;
+            }
             f.sync_all()?;
         }
         std::fs::rename(&tmp, &path)?;
