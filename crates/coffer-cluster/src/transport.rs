@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coffer_proto::cluster::v1::cluster_client::ClusterClient;
-use coffer_proto::cluster::v1::{CallRequest, Kind, SnapshotChunk};
+use coffer_proto::cluster::v1::{CallRequest, CallResponse, Kind, SnapshotChunk};
 use coffer_store::{RpcKind, Transport, TransportError};
 use futures::future::BoxFuture;
 use tonic::transport::{Channel, Endpoint};
@@ -105,6 +105,25 @@ fn status_error(target: u64, status: tonic::Status) -> TransportError {
     }
 }
 
+/// Awaits `call` for at most `timeout` and turns its outcome into the answer's bytes or a
+/// [`TransportError`].
+async fn bounded(
+    target: u64,
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<CallResponse>, tonic::Status>>,
+) -> Result<Vec<u8>, TransportError> {
+    let timed_out = TransportError::Timeout {
+        node: target,
+        timeout,
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(response)) => Ok(response.into_inner().body),
+        Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => Err(timed_out),
+        Ok(Err(status)) => Err(status_error(target, status)),
+        Err(_) => Err(timed_out),
+    }
+}
+
 impl Transport for GrpcTransport {
     fn call(
         &self,
@@ -124,20 +143,7 @@ impl Transport for GrpcTransport {
             });
             request.set_timeout(timeout);
             request.metadata_mut().insert(NODE_ID_KEY, node_id.into());
-            match tokio::time::timeout(timeout, client.call(request)).await {
-                Ok(Ok(response)) => Ok(response.into_inner().body),
-                Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => {
-                    Err(TransportError::Timeout {
-                        node: target,
-                        timeout,
-                    })
-                }
-                Ok(Err(status)) => Err(status_error(target, status)),
-                Err(_) => Err(TransportError::Timeout {
-                    node: target,
-                    timeout,
-                }),
-            }
+            bounded(target, timeout, client.call(request)).await
         })
     }
 
@@ -168,14 +174,7 @@ impl Transport for GrpcTransport {
             let mut request = tonic::Request::new(tokio_stream::iter(chunks));
             request.set_timeout(timeout);
             request.metadata_mut().insert(NODE_ID_KEY, node_id.into());
-            match tokio::time::timeout(timeout, client.install_snapshot(request)).await {
-                Ok(Ok(response)) => Ok(response.into_inner().body),
-                Ok(Err(status)) => Err(status_error(target, status)),
-                Err(_) => Err(TransportError::Timeout {
-                    node: target,
-                    timeout,
-                }),
-            }
+            bounded(target, timeout, client.install_snapshot(request)).await
         })
     }
 }
