@@ -94,7 +94,7 @@ pub fn admin_token(files: &DevFiles) -> anyhow::Result<(TokenHash, Option<Secret
 
 /// The `export COFFER_TOKEN=...` line for `dev.env`: the new token's, or the one the last
 /// `dev.env` holds (the server keeps only the hash, so the file is the only copy).
-pub fn token_line(files: &DevFiles, new_token: Option<&SecretString>) -> Option<String> {
+fn token_line(files: &DevFiles, new_token: Option<&SecretString>) -> Option<String> {
     match new_token {
         Some(token) => Some(format!("export COFFER_TOKEN={}", token.expose())),
         None => fs::read_to_string(&files.dev_env).ok().and_then(|text| {
@@ -105,25 +105,29 @@ pub fn token_line(files: &DevFiles, new_token: Option<&SecretString>) -> Option<
     }
 }
 
-/// Writes `dev.env` (mode 0600) for this start: the address may differ from the last start
-/// (an ephemeral port), the token only changes when a new one was generated.
+/// Writes `dev.env` (mode 0600) for this start: the addresses may differ from the last start
+/// (ephemeral ports), the token only changes when a new one was generated. `addrs` are the
+/// nodes' client addresses, the first of which also names the DNS suffix's port.
 pub fn write_env(
     files: &DevFiles,
-    addr: &SocketAddr,
+    addrs: &[SocketAddr],
     new_token: Option<&SecretString>,
 ) -> anyhow::Result<String> {
     let token_line = token_line(files, new_token);
     let ca = fs::canonicalize(&files.ca_cert)?;
-    let mut text = format!("export COFFER_ADDR=https://{addr}\n");
+    let urls: Vec<String> = addrs.iter().map(|a| format!("https://{a}")).collect();
+    let mut text = format!("export COFFER_ADDR={}\n", urls.join(","));
     if let Some(line) = &token_line {
         text.push_str(line);
         text.push('\n');
     }
     text.push_str(&format!("export COFFER_CA_CERT={}\n", ca.display()));
-    text.push_str(&format!(
-        "export COFFER_DNS_SUFFIX={DEV_DNS_SUFFIX}:{}\n",
-        addr.port()
-    ));
+    if let Some(first) = addrs.first() {
+        text.push_str(&format!(
+            "export COFFER_DNS_SUFFIX={DEV_DNS_SUFFIX}:{}\n",
+            first.port()
+        ));
+    }
     // So that `coffer` runs the binary that started this server, wherever it was built.
     if let Some(bin_dir) = std::env::current_exe()
         .ok()
@@ -136,7 +140,7 @@ pub fn write_env(
 }
 
 /// Replaces `path` with `contents`, mode 0600, through a temporary file and a rename.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut file = fs::OpenOptions::new()
@@ -163,7 +167,7 @@ mod tests {
         let (hash, token) = admin_token(&files).unwrap();
         let token = token.expect("first start generates a token");
         assert!(hash.matches(token.expose()));
-        let first = write_env(&files, &addr, Some(&token)).unwrap();
+        let first = write_env(&files, &[addr], Some(&token)).unwrap();
         assert!(first.contains(&format!("COFFER_TOKEN={}", token.expose())));
         assert_eq!(
             fs::metadata(&files.dev_env).unwrap().permissions().mode() & 0o777,
@@ -174,7 +178,7 @@ mod tests {
         assert!(again.is_none(), "a restart keeps the token");
         assert_eq!(hash2, hash);
         let moved: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        let second = write_env(&files, &moved, None).unwrap();
+        let second = write_env(&files, &[moved], None).unwrap();
         assert!(second.contains("COFFER_ADDR=https://127.0.0.1:9000"));
         assert!(second.contains(&format!("COFFER_TOKEN={}", token.expose())));
         let stored_hash = fs::read_to_string(&files.token_hash).unwrap();

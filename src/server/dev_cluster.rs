@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use coffer_crypto::pki::ClusterCa;
-use coffer_crypto::{RootKey, TokenHash, create_private_file, generate_token};
+use coffer_crypto::{RootKey, create_private_file};
 use serde::{Deserialize, Serialize};
 
 use super::dev::{self, DEV_DNS_SUFFIX};
@@ -172,16 +172,7 @@ pub fn prepare(args: &ClusterArgs, dir: &Path) -> anyhow::Result<Vec<DevNode>> {
     let files = dev::DevFiles::in_dir(dir.clone());
     dev::prepare(&files, &SocketAddr::from(([127, 0, 0, 1], 0)))?;
     RootKey::load_or_generate(&files.root_key)?;
-    let new_token = if files.token_hash.exists() {
-        None
-    } else {
-        let token = generate_token()?;
-        create_private_file(
-            &files.token_hash,
-            format!("{}\n", TokenHash::of(token.expose()).to_hex()).as_bytes(),
-        )?;
-        Some(token)
-    };
+    let (_, new_token) = dev::admin_token(&files)?;
 
     let layout = dir.join("cluster.json");
     let nodes: Vec<DevNode> = if layout.exists() {
@@ -310,42 +301,9 @@ profile = "{profile}"
             fs::write(&config_path, config)?;
         }
     }
-    write_env(&files, &nodes, new_token.as_ref())?;
+    let clients: Vec<SocketAddr> = nodes.iter().map(|n| n.client).collect();
+    dev::write_env(&files, &clients, new_token.as_ref())?;
     Ok(nodes)
-}
-
-fn write_env(
-    files: &dev::DevFiles,
-    nodes: &[DevNode],
-    new_token: Option<&coffer_crypto::SecretString>,
-) -> anyhow::Result<()> {
-    let token_line = dev::token_line(files, new_token);
-    let addrs: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("https://{}", n.client))
-        .collect();
-    let mut text = format!("export COFFER_ADDR={}\n", addrs.join(","));
-    if let Some(line) = token_line {
-        text.push_str(&line);
-        text.push('\n');
-    }
-    text.push_str(&format!(
-        "export COFFER_CA_CERT={}\n",
-        fs::canonicalize(&files.ca_cert)?.display()
-    ));
-    if let Some(first) = nodes.first() {
-        text.push_str(&format!(
-            "export COFFER_DNS_SUFFIX={DEV_DNS_SUFFIX}:{}\n",
-            first.client.port()
-        ));
-    }
-    if let Some(bin_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-    {
-        text.push_str(&format!("export PATH=\"{}:$PATH\"\n", bin_dir.display()));
-    }
-    dev::write_private(&files.dev_env, text.as_bytes())
 }
 
 fn start_node(data_dir: &Path, node: &DevNode) -> anyhow::Result<Child> {

@@ -136,7 +136,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         None => format!("{}:{}", dev::DEV_DNS_SUFFIX, local.port()),
     };
     if let Some((files, new_token)) = &settings.dev {
-        let env = dev::write_env(files, &local, new_token.as_ref())?;
+        let env = dev::write_env(files, &[local], new_token.as_ref())?;
         println!("Coffer dev server listening on https://{local}");
         println!("Data directory: {}", files.data_dir.display());
         println!(

@@ -6,6 +6,7 @@ use coffer_types::Error;
 
 use crate::Service;
 use crate::request::RequestContext;
+use crate::vaults::is_region_name;
 
 /// Where a node is, as an operator names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,11 +27,7 @@ pub struct JoinPeer {
 }
 
 fn validate_region(region: &str) -> Result<(), Error> {
-    if (1..=64).contains(&region.len())
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    {
+    if is_region_name(region) {
         Ok(())
     } else {
         Err(Error::bad_parameter(

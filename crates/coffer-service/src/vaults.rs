@@ -28,13 +28,17 @@ pub struct VaultUpdate {
     pub tags: Option<Vec<(String, String)>>,
 }
 
-/// A location is a region name such as `eastus`: lowercase letters and digits.
-fn validate_location(location: &str) -> Result<(), Error> {
-    if (1..=64).contains(&location.len())
-        && location
+/// A region name such as `eastus`: 1 to 64 lowercase letters and digits.
+pub(crate) fn is_region_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    {
+}
+
+/// A location is a region name.
+fn validate_location(location: &str) -> Result<(), Error> {
+    if is_region_name(location) {
         Ok(())
     } else {
         Err(Error::bad_parameter(format!(
