@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 use crate::command::{Applied, Proposal};
-use crate::network::SnapshotHeader;
+use crate::network::SnapshotTransfer;
 use crate::store::{Member, Store};
 use crate::transport::RpcKind;
 use crate::type_config::{NodeInfo, TypeConfig};
@@ -109,7 +109,7 @@ impl Store {
         let mut last_problem;
         loop {
             let remaining = until.saturating_duration_since(Instant::now());
-            let leader = self.raft.metrics().borrow_watched().current_leader;
+            let leader = self.with_metrics(|m| m.current_leader);
             let reply = match leader {
                 Some(id) if id == self.node_id => {
                     Some(self.serve_forwarded(request.clone(), remaining).await)
@@ -172,12 +172,7 @@ impl Store {
     }
 
     pub(crate) fn member(&self, id: u64) -> Option<NodeInfo> {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        metrics
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .cloned()
+        self.with_metrics(|m| m.membership_config.membership().get_node(&id).cloned())
     }
 
     /// Serves a forwarded request if this node leads; answers [`Reply::NotLeader`] otherwise.
@@ -386,13 +381,12 @@ impl Store {
         if to == self.node_id {
             return Reply::Done;
         }
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        if !metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == to)
-        {
+        if !self.with_metrics(|m| {
+            m.membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == to)
+        }) {
             return Reply::Refused(format!("node {to} is not a voter"));
         }
         if let Err(e) = self.raft.trigger().transfer_leader(to).await {
@@ -545,7 +539,7 @@ impl Store {
         data: Vec<u8>,
         from: Option<u64>,
     ) -> Result<Vec<u8>, StoreError> {
-        let header: SnapshotHeader = serde_json::from_slice(header)
+        let header: SnapshotTransfer = serde_json::from_slice(header)
             .map_err(|e| StoreError::Refused(format!("malformed snapshot header: {e}")))?;
         check_sender(header.vote.leader_id().node_id, from)?;
         let index = header

@@ -14,13 +14,13 @@
 //! at the same entry.
 
 use coffer_types::Error;
-use rocksdb::{DB, IteratorMode, WriteBatch};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 use crate::apply::{apply_command, load_secret};
 use crate::command::{Applied, Proposal};
-use crate::db::{self, CF_REQUEST_ORDER, CF_REQUESTS};
+use crate::db::{self, CF_REQUEST_ORDER, CF_REQUESTS, CF_SM_META};
 
 /// How many log entries a request id is remembered for. A retry arrives within seconds; at
 /// thousands of writes per second this still covers several seconds of retries, and at the
@@ -101,30 +101,62 @@ fn recall(db: &DB, remembered: Remembered) -> Result<Applied, StoreError> {
     })
 }
 
+/// Where the last sweep of `request_order` stopped (a log index), kept in `sm_meta`.
+pub(crate) const KEY_FORGOTTEN_BELOW: &[u8] = b"requests_forgotten_below";
+
 /// Drops remembered ids whose entries are more than [`WINDOW`] entries behind `index`.
+///
+/// The sweep starts where the previous one stopped rather than at the first key: the keys
+/// before it were deleted, and until RocksDB compacts them away, an iterator from the start
+/// would step over every one of those deletions on each applied entry.
 fn forget_old(db: &DB, batch: &mut WriteBatch, index: u64) -> Result<(), StoreError> {
     let Some(horizon) = index.checked_sub(WINDOW) else {
         return Ok(());
     };
+    let meta = db::cf(db, CF_SM_META)?;
+    let start: u64 = db
+        .get_cf(meta, KEY_FORGOTTEN_BELOW)
+        .map_err(StoreError::storage)?
+        .map(|bytes| db::decode(&bytes))
+        .transpose()?
+        .unwrap_or(0);
     let order = db::cf(db, CF_REQUEST_ORDER)?;
     let requests = db::cf(db, CF_REQUESTS)?;
     let bound = order_key(horizon, "");
+    let from = order_key(start, "");
     // Each entry remembers at most one id, so each call forgets at most a few; the loop is
     // bounded all the same so that one entry never does unbounded work.
-    for item in db.iterator_cf(order, IteratorMode::Start).take(16) {
+    let mut reached = horizon;
+    for (n, item) in db
+        .iterator_cf(order, IteratorMode::From(&from, Direction::Forward))
+        .enumerate()
+    {
         let (key, _) = item.map_err(StoreError::storage)?;
         if *key >= *bound {
             break;
         }
-        let id = key
-            .iter()
-            .position(|b| *b == 0)
-            .map(|nul| &key[nul + 1..])
-            .ok_or_else(|| StoreError::Corrupt("request order key without separator".into()))?;
+        let (entry, id) = split_order_key(&key)?;
+        if n == 16 {
+            // Stopped early: the next entry resumes here.
+            reached = entry;
+            break;
+        }
         batch.delete_cf(requests, id);
         batch.delete_cf(order, &key);
     }
+    batch.put_cf(meta, KEY_FORGOTTEN_BELOW, db::encode(&reached)?);
     Ok(())
+}
+
+/// The log index and request id of a `request_order` key.
+fn split_order_key(key: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+    let bad = || StoreError::Corrupt("malformed request order key".into());
+    let nul = key.iter().position(|b| *b == 0).ok_or_else(bad)?;
+    let entry = std::str::from_utf8(&key[..nul])
+        .ok()
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((entry, &key[nul + 1..]))
 }
 
 #[cfg(test)]

@@ -48,9 +48,9 @@ pub(crate) struct Peer {
     addr: String,
 }
 
-/// The header of a snapshot transfer: who sends it and what it covers.
+/// What precedes a snapshot sent to a follower: who sends it and what it covers.
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct SnapshotHeader {
+pub(crate) struct SnapshotTransfer {
     pub(crate) vote: VoteOf<TypeConfig>,
     pub(crate) meta: openraft::alias::SnapshotMetaOf<TypeConfig>,
 }
@@ -137,7 +137,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let header = serde_json::to_vec(&SnapshotHeader {
+        let header = serde_json::to_vec(&SnapshotTransfer {
             vote,
             meta: snapshot.meta,
         })

@@ -326,6 +326,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 None => batch.delete_cf(meta_cf, KEY_LAST_APPLIED),
             }
             batch.put_cf(meta_cf, KEY_MEMBERSHIP, db::encode(&meta.last_membership)?);
+            // The sweep position belongs to the replaced state; the next sweep starts over.
+            batch.delete_cf(meta_cf, crate::dedup::KEY_FORGOTTEN_BELOW);
             db.write(batch).map_err(io_err)?;
             db.flush_wal(true).map_err(io_err)?;
             this.save_snapshot_file(&meta, &data)

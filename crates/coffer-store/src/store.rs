@@ -212,6 +212,17 @@ impl Store {
         self.node_id
     }
 
+    /// Reads Raft's latest metrics in place. They hold the membership and per-peer maps, so
+    /// request paths read the fields they need rather than copy the whole set.
+    pub(crate) fn with_metrics<T>(
+        &self,
+        read: impl FnOnce(&openraft::RaftMetrics<crate::type_config::TypeConfig>) -> T,
+    ) -> T {
+        let receiver = self.raft.metrics();
+        let metrics = receiver.borrow_watched();
+        read(&metrics)
+    }
+
     /// This node's cluster address and region.
     pub fn self_member(&self) -> &Member {
         &self.self_member
@@ -274,11 +285,15 @@ impl Store {
     /// while a quorum acknowledged it within that time, on a follower or learner while it heard
     /// from the leader within that time.
     pub fn stale_read_allowed(&self, max_staleness: Duration) -> Result<(), StoreError> {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let fresh = if metrics.state == ServerState::Leader {
-            metrics
-                .last_quorum_acked
-                .is_some_and(|at| (*at).elapsed() <= max_staleness)
+        let leader_acked = self.with_metrics(|m| {
+            (m.state == ServerState::Leader).then(|| {
+                m.last_quorum_acked
+                    .as_ref()
+                    .is_some_and(|at| (**at).elapsed() <= max_staleness)
+            })
+        });
+        let fresh = if let Some(acked) = leader_acked {
+            acked
         } else {
             self.leader_contact
                 .lock()
@@ -334,14 +349,13 @@ impl Store {
     }
 
     pub fn status(&self) -> StoreStatus {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        StoreStatus {
+        self.with_metrics(|metrics| StoreStatus {
             node_id: self.node_id,
             is_leader: metrics.state == ServerState::Leader,
             leader: metrics.current_leader,
             term: metrics.current_term,
             last_applied: metrics.last_applied.as_ref().map(|id| id.index),
-        }
+        })
     }
 
     /// Builds a snapshot now (openraft then purges the log it covers, keeping the last 1,000
