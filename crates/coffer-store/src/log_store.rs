@@ -46,15 +46,23 @@ impl LogStore {
         // One thread syncs the write-ahead log and reports appends durable, in the order they
         // were made: openraft reads each report as "everything up to here is on disk". One sync
         // covers every append queued before it, so a burst of appends costs one fsync per wake.
+        //
+        // The thread holds the database weakly: the last strong handle, and with it the
+        // closing of the database, stays with the store's owner. Closed from this detached
+        // thread, RocksDB could still be shutting down when the process exits, which aborts
+        // in its static destructors.
         let (flusher, queue) = std::sync::mpsc::channel::<IOFlushed<TypeConfig>>();
-        let wal = db.clone();
+        let wal = Arc::downgrade(&db);
         std::thread::Builder::new()
             .name("coffer-wal-sync".into())
             .spawn(move || {
                 while let Ok(first) = queue.recv() {
                     let mut waiting = vec![first];
                     waiting.extend(queue.try_iter());
-                    let result = wal.flush_wal(true).map_err(|e| e.to_string());
+                    let result = match wal.upgrade() {
+                        Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+                        None => Err("the database is closed".to_owned()),
+                    };
                     for callback in waiting {
                         callback.io_completed(result.clone().map_err(io::Error::other));
                     }
