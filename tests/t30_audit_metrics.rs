@@ -69,7 +69,7 @@ fn audit_lines_and_metrics_for_allowed_and_refused_calls() {
         .iter()
         .find(|l| l["operationName"] == "SecretGet" && l["resultCode"] == "OK")
         .unwrap();
-    assert_eq!(ok_get["caller"], "admin");
+    assert_eq!(ok_get["caller"], "bootstrap");
     assert_eq!(ok_get["callerIpAddress"], "127.0.0.1");
     assert_eq!(ok_get["vault"], "audit-kv");
     assert!(

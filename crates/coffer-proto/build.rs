@@ -7,15 +7,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let vault = root.join("coffer/v1/vault.proto");
     let operator = root.join("coffer/v1/operator.proto");
+    let identity = root.join("coffer/v1/identity.proto");
     let cluster = root.join("coffer/cluster/v1/cluster.proto");
-    for proto in [&vault, &operator, &cluster] {
+    for proto in [&vault, &operator, &identity, &cluster] {
         println!("cargo:rerun-if-changed={}", proto.display());
     }
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         // Messages carrying a secret value get a hand-written, redacting Debug in lib.rs.
-        .skip_debug([".coffer.v1.Secret", ".coffer.v1.SetSecretRequest"])
-        .compile_protos(&[vault, operator, cluster], &[root])?;
+        .skip_debug([
+            ".coffer.v1.Secret",
+            ".coffer.v1.SetSecretRequest",
+            ".coffer.v1.AddCredentialResponse",
+        ])
+        .compile_protos(&[vault, operator, identity, cluster], &[root])?;
     Ok(())
 }

@@ -39,6 +39,10 @@ enum VaultCommand {
         /// Tags, space-separated key=value pairs.
         #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
         tags: Option<Vec<String>>,
+        /// Authorize data access by RBAC (true, the default) or by the vault's access
+        /// policies (false).
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+        enable_rbac_authorization: Option<bool>,
     },
     /// Show a vault.
     Show {
@@ -48,7 +52,7 @@ enum VaultCommand {
     },
     /// List vaults.
     List,
-    /// Update a vault's SKU, purge protection or tags.
+    /// Update a vault's SKU, purge protection, tags or authorization model.
     Update {
         /// Vault name.
         #[arg(long, short = 'n')]
@@ -62,6 +66,10 @@ enum VaultCommand {
         /// Replace all tags (space-separated key=value; none clears them).
         #[arg(long, num_args = 0.., value_name = "KEY=VALUE")]
         tags: Option<Vec<String>>,
+        /// Switch the authorization model: RBAC (true) or access policies (false). The other
+        /// model's entries are kept.
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+        enable_rbac_authorization: Option<bool>,
     },
     /// Delete a vault.
     Delete {
@@ -81,6 +89,7 @@ pub async fn run(args: VaultArgs) -> Result<(), CliError> {
             retention_days,
             purge_protection,
             tags,
+            enable_rbac_authorization,
         } => {
             // Validate every flag before connecting, so a typo costs no round trip.
             let tags = parse_tags(tags.as_deref().unwrap_or_default())?;
@@ -91,6 +100,7 @@ pub async fn run(args: VaultArgs) -> Result<(), CliError> {
                 retention_days: retention_days.unwrap_or(0),
                 purge_protection,
                 tags,
+                enable_rbac_authorization,
             };
             let vault = global.connect().await?.create_vault(request).await?;
             print_one(&global, &vault)
@@ -109,6 +119,7 @@ pub async fn run(args: VaultArgs) -> Result<(), CliError> {
             sku,
             purge_protection,
             tags,
+            enable_rbac_authorization,
         } => {
             let tags = tags
                 .map(|pairs| parse_tags(&pairs).map(|tags| Tags { tags }))
@@ -118,6 +129,7 @@ pub async fn run(args: VaultArgs) -> Result<(), CliError> {
                 sku: sku.map(|sku| coffer_client::proto::Sku::from(sku) as i32),
                 purge_protection,
                 tags,
+                enable_rbac_authorization,
             };
             let vault = global.connect().await?.update_vault(request).await?;
             print_one(&global, &vault)
@@ -148,6 +160,7 @@ pub fn vault_json(vault: &Vault) -> Value {
         "created": output::time_json(vault.created),
         "updated": output::time_json(vault.updated),
         "vaultUri": vault.vault_uri,
+        "enableRbacAuthorization": vault.enable_rbac_authorization,
     })
 }
 
@@ -195,6 +208,7 @@ mod tests {
             created: 0,
             updated: 60,
             vault_uri: "https://kv1.vault.local".to_owned(),
+            enable_rbac_authorization: true,
         };
         assert_eq!(
             vault_json(&vault),
@@ -202,7 +216,7 @@ mod tests {
                 "name": "kv1", "location": "home", "sku": "premium", "retentionDays": 7,
                 "purgeProtection": true, "tags": {"env": "prod"},
                 "created": "1970-01-01T00:00:00Z", "updated": "1970-01-01T00:01:00Z",
-                "vaultUri": "https://kv1.vault.local"
+                "vaultUri": "https://kv1.vault.local", "enableRbacAuthorization": true
             })
         );
     }

@@ -15,7 +15,10 @@ pub struct Config {
     pub listen: ListenConfig,
     pub tls: TlsConfig,
     pub seal: SealConfig,
+    #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub identity: IdentityConfig,
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
@@ -102,10 +105,65 @@ pub struct SealConfig {
     pub root_key_file: PathBuf,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The bootstrap token's SHA-256 (hex). The token holds every right, like Vault's root
+    /// token: use it to create the first tenant, principals and role assignments, then remove
+    /// it from the configuration. Absent: no bootstrap token is accepted.
+    pub admin_token_sha256_file: Option<PathBuf>,
+}
+
+/// How the node issues and accepts access tokens. Every node of a cluster needs the same
+/// `issuer-url` and `audiences`.
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Base URL of the token issuer (the authority clients are pointed at), such as
+    /// `https://coffer.example.com:8443`. Default: `https://{listen.dns-suffix}`.
+    pub issuer_url: Option<String>,
+    /// Audiences accepted besides `https://{listen.dns-suffix}` and `https://vault.azure.net`.
+    pub audiences: Vec<String>,
+    pub token_lifetime_seconds: i64,
+    /// External OIDC issuers whose tokens are exchanged (workload identity federation).
+    pub trusted_issuer: Vec<TrustedIssuerConfig>,
+    pub managed_identity: Option<ManagedIdentityConfig>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer_url: None,
+            audiences: Vec::new(),
+            token_lifetime_seconds: 3_600,
+            trusted_issuer: Vec::new(),
+            managed_identity: None,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct AuthConfig {
-    pub admin_token_sha256_file: PathBuf,
+pub struct TrustedIssuerConfig {
+    /// The `iss` of the external tokens, exactly.
+    pub issuer: String,
+    /// The issuer's JWKS document (public keys only).
+    pub jwks_file: PathBuf,
+    /// Audiences the external tokens must carry; default `api://AzureADTokenExchange`.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ManagedIdentityConfig {
+    /// A loopback address; the endpoint is plain HTTP, as App Service's is.
+    pub listen: SocketAddr,
+    /// Holds the `IDENTITY_HEADER` value workloads on this node send (mode 0600 or stricter
+    /// for the server's user; hand it to workloads through their environment).
+    pub header_file: PathBuf,
+    /// Client ids of the managed identities assigned to this node; the first is the default.
+    pub client_ids: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,6 +248,34 @@ impl Config {
         };
         if self.node.id == 0 {
             return invalid("node.id", "must be at least 1");
+        }
+        if !(60..=86_400).contains(&self.identity.token_lifetime_seconds) {
+            return invalid(
+                "identity.token-lifetime-seconds",
+                "must be between 60 and 86400",
+            );
+        }
+        if let Some(url) = &self.identity.issuer_url
+            && (!url.starts_with("https://") || url.ends_with('/'))
+        {
+            return invalid(
+                "identity.issuer-url",
+                "must be an https:// URL without a trailing slash",
+            );
+        }
+        if let Some(mi) = &self.identity.managed_identity {
+            if !mi.listen.ip().is_loopback() {
+                return invalid(
+                    "identity.managed-identity.listen",
+                    "must be a loopback address: the endpoint is plain HTTP",
+                );
+            }
+            if mi.client_ids.is_empty() {
+                return invalid(
+                    "identity.managed-identity.client-ids",
+                    "must name at least one managed identity",
+                );
+            }
         }
         let region_ok = |s: &str| {
             !s.is_empty()

@@ -1,6 +1,7 @@
 //! `coffer server --dev`: everything a development node needs, generated into its data
 //! directory on first start and reused after a restart: root key, CA and server certificate,
-//! admin token (only its hash kept by the server) and `dev.env` for the CLI.
+//! bootstrap admin token (only its hash kept by the server) and `dev.env` for the CLI and the
+//! Azure SDKs.
 
 use std::fs;
 use std::io::Write;
@@ -22,6 +23,8 @@ pub struct DevFiles {
     pub server_key: PathBuf,
     pub root_key: PathBuf,
     pub token_hash: PathBuf,
+    /// The dev tenant's administrator credentials (see `dev_identity`).
+    pub identity: PathBuf,
     pub dev_env: PathBuf,
     pub audit: PathBuf,
 }
@@ -35,6 +38,7 @@ impl DevFiles {
             server_key: tls.join("server.key"),
             root_key: data_dir.join("root.key"),
             token_hash: data_dir.join("admin-token.sha256"),
+            identity: data_dir.join("dev-identity.json"),
             dev_env: data_dir.join("dev.env"),
             audit: data_dir.join("audit.log"),
             data_dir,
@@ -112,6 +116,7 @@ pub fn write_env(
     files: &DevFiles,
     addrs: &[SocketAddr],
     new_token: Option<&SecretString>,
+    extra: &[(String, String)],
 ) -> anyhow::Result<String> {
     let token_line = token_line(files, new_token);
     let ca = fs::canonicalize(&files.ca_cert)?;
@@ -127,6 +132,9 @@ pub fn write_env(
             "export COFFER_DNS_SUFFIX={DEV_DNS_SUFFIX}:{}\n",
             first.port()
         ));
+    }
+    for (name, value) in extra {
+        text.push_str(&format!("export {name}={value}\n"));
     }
     // So that `coffer` runs the binary that started this server, wherever it was built.
     if let Some(bin_dir) = std::env::current_exe()
@@ -167,7 +175,7 @@ mod tests {
         let (hash, token) = admin_token(&files).unwrap();
         let token = token.expect("first start generates a token");
         assert!(hash.matches(token.expose()));
-        let first = write_env(&files, &[addr], Some(&token)).unwrap();
+        let first = write_env(&files, &[addr], Some(&token), &[]).unwrap();
         assert!(first.contains(&format!("COFFER_TOKEN={}", token.expose())));
         assert_eq!(
             fs::metadata(&files.dev_env).unwrap().permissions().mode() & 0o777,
@@ -178,7 +186,7 @@ mod tests {
         assert!(again.is_none(), "a restart keeps the token");
         assert_eq!(hash2, hash);
         let moved: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        let second = write_env(&files, &[moved], None).unwrap();
+        let second = write_env(&files, &[moved], None, &[]).unwrap();
         assert!(second.contains("COFFER_ADDR=https://127.0.0.1:9000"));
         assert!(second.contains(&format!("COFFER_TOKEN={}", token.expose())));
         let stored_hash = fs::read_to_string(&files.token_hash).unwrap();

@@ -302,7 +302,7 @@ profile = "{profile}"
         }
     }
     let clients: Vec<SocketAddr> = nodes.iter().map(|n| n.client).collect();
-    dev::write_env(&files, &clients, new_token.as_ref())?;
+    dev::write_env(&files, &clients, new_token.as_ref(), &[])?;
     Ok(nodes)
 }
 

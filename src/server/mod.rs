@@ -5,6 +5,7 @@
 mod config;
 mod dev;
 pub mod dev_cluster;
+mod dev_identity;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,9 +15,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use coffer_cluster::{ClusterTls, GrpcTransport};
-use coffer_crypto::{RootKey, TokenHash, read_private_file};
+use coffer_crypto::{RootKey, SecretString, TokenHash, read_private_file};
 use coffer_gateway::{AuditLog, Gateway, Metrics, server_tls_config};
-use coffer_service::{AdminTokenAuthenticator, Service};
+use coffer_service::{IdentityConfig, Service};
 use coffer_store::{Bootstrap, Member, NoTransport, RaftTimeouts, Store, StoreConfig, Transport};
 use coffer_types::SystemClock;
 use tokio::net::TcpListener;
@@ -54,12 +55,31 @@ struct Settings {
     cert_pem: Vec<u8>,
     key_pem: zeroize::Zeroizing<Vec<u8>>,
     root_key: RootKey,
-    token_hash: TokenHash,
+    /// The bootstrap token's hash; `None` when the configuration names none.
+    token_hash: Option<TokenHash>,
+    identity: IdentitySettings,
     audit_file: PathBuf,
     snapshot_every: u64,
     log_level: String,
     dev: Option<(dev::DevFiles, Option<coffer_crypto::SecretString>)>,
     cluster: Option<ClusterSettings>,
+}
+
+/// How the node issues tokens, before the listener's address is known.
+#[derive(Default)]
+struct IdentitySettings {
+    issuer_url: Option<String>,
+    audiences: Vec<String>,
+    token_lifetime_seconds: i64,
+    trusted_issuers: Vec<coffer_service::TrustedIssuer>,
+    managed_identity: Option<ManagedIdentitySettings>,
+}
+
+/// The managed-identity endpoint of a node.
+struct ManagedIdentitySettings {
+    listen: SocketAddr,
+    header: SecretString,
+    client_ids: Vec<String>,
 }
 
 /// A cluster node's settings (absent for a node that runs alone).
@@ -120,13 +140,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let service = Service::new(store.clone(), settings.root_key, Arc::new(SystemClock));
-    let audit = AuditLog::open(&settings.audit_file)
-        .with_context(|| format!("opening the audit log {}", settings.audit_file.display()))?;
-    let authenticator = Arc::new(AdminTokenAuthenticator::new(settings.token_hash));
-    let gateway = Arc::new(Gateway::new(service, authenticator, audit, Metrics::new()));
-    let tls = server_tls_config(&settings.cert_pem, &settings.key_pem)?;
-
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -135,8 +148,74 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Some(suffix) => suffix.clone(),
         None => format!("{}:{}", dev::DEV_DNS_SUFFIX, local.port()),
     };
+    let identity = identity_config(&settings, local, &dns_suffix);
+    let service = Service::new(
+        store.clone(),
+        settings.root_key,
+        Arc::new(SystemClock),
+        identity,
+    );
+    {
+        // Every node makes sure a signing key exists; the first proposal wins.
+        let service = service.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dev_identity::ensure_signing_key(&service).await {
+                tracing::error!(error = %e, "no token signing key");
+            }
+        });
+    }
+    let audit = AuditLog::open(&settings.audit_file)
+        .with_context(|| format!("opening the audit log {}", settings.audit_file.display()))?;
+    let authenticator = Arc::new(service.clone());
+    let gateway = Arc::new(Gateway::new(service, authenticator, audit, Metrics::new()));
+    let tls = server_tls_config(&settings.cert_pem, &settings.key_pem)?;
+
+    let mut extra_env = Vec::new();
+    let mut managed = settings.identity.managed_identity;
+    if let Some((files, _)) = &settings.dev {
+        let dev = dev_identity::dev_identity(gateway.service(), &files.identity).await?;
+        extra_env.push(("COFFER_TENANT".to_owned(), dev.tenant.clone()));
+        extra_env.push(("COFFER_CLIENT_ID".to_owned(), dev.client_id.clone()));
+        extra_env.push(("COFFER_CLIENT_SECRET".to_owned(), dev.client_secret.clone()));
+        managed = Some(ManagedIdentitySettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            header: coffer_gateway::generate_identity_header()?,
+            client_ids: vec![dev.managed_identity_client_id.clone()],
+        });
+    }
+    if let Some(mi) = managed {
+        let mi_listener = TcpListener::bind(mi.listen)
+            .await
+            .with_context(|| format!("binding the managed-identity endpoint {}", mi.listen))?;
+        let mi_addr = mi_listener.local_addr()?;
+        if settings.dev.is_some() {
+            extra_env.push((
+                "IDENTITY_ENDPOINT".to_owned(),
+                format!("http://{mi_addr}/msi/token"),
+            ));
+            extra_env.push(("IDENTITY_HEADER".to_owned(), mi.header.expose().to_owned()));
+        }
+        let endpoint = coffer_gateway::ManagedIdentitySettings {
+            header: TokenHash::of(mi.header.expose()),
+            client_ids: mi.client_ids,
+        };
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            if let Err(e) = coffer_gateway::serve_managed_identity(
+                mi_listener,
+                gateway,
+                endpoint,
+                shutdown_signal(),
+            )
+            .await
+            {
+                tracing::error!(error = %e, "managed-identity endpoint failed");
+            }
+        });
+        tracing::info!(address = %mi_addr, "managed-identity endpoint up");
+    }
     if let Some((files, new_token)) = &settings.dev {
-        let env = dev::write_env(files, &[local], new_token.as_ref())?;
+        let env = dev::write_env(files, &[local], new_token.as_ref(), &extra_env)?;
         println!("Coffer dev server listening on https://{local}");
         println!("Data directory: {}", files.data_dir.display());
         println!(
@@ -148,7 +227,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         } else {
             let shown: Vec<&str> = env
                 .lines()
-                .filter(|l| !l.starts_with("export COFFER_TOKEN="))
+                .filter(|l| {
+                    !l.starts_with("export COFFER_TOKEN=")
+                        && !l.starts_with("export COFFER_CLIENT_SECRET=")
+                        && !l.starts_with("export IDENTITY_HEADER=")
+                })
                 .collect();
             println!(
                 "These are the exports (the admin token is unchanged; dev.env holds it):\n\n{}\n",
@@ -239,7 +322,11 @@ fn dev_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         cert_pem: std::fs::read(&files.server_cert)?,
         key_pem: read_private_file(&files.server_key)?,
         root_key,
-        token_hash,
+        token_hash: Some(token_hash),
+        identity: IdentitySettings {
+            token_lifetime_seconds: 3_600,
+            ..IdentitySettings::default()
+        },
         audit_file: files.audit.clone(),
         snapshot_every: args.snapshot_every,
         log_level: std::env::var("COFFER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -254,16 +341,19 @@ fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         .as_ref()
         .context("--config is required without --dev")?;
     let config = Config::load(path)?;
-    let hash_text = read_private_file(&config.auth.admin_token_sha256_file)?;
-    let token_hash = std::str::from_utf8(&hash_text)
-        .ok()
-        .and_then(TokenHash::from_hex)
-        .with_context(|| {
-            format!(
-                "{} must hold a SHA-256 in hex",
-                config.auth.admin_token_sha256_file.display()
+    let token_hash = match &config.auth.admin_token_sha256_file {
+        Some(path) => {
+            let hash_text = read_private_file(path)?;
+            Some(
+                std::str::from_utf8(&hash_text)
+                    .ok()
+                    .and_then(TokenHash::from_hex)
+                    .with_context(|| format!("{} must hold a SHA-256 in hex", path.display()))?,
             )
-        })?;
+        }
+        None => None,
+    };
+    let identity = identity_settings(&config.identity)?;
     std::fs::create_dir_all(&config.node.data_dir)?;
     Ok(Settings {
         node_id: config.node.id,
@@ -275,6 +365,7 @@ fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         key_pem: read_private_file(&config.tls.key_file)?,
         root_key: RootKey::load(&config.seal.root_key_file)?,
         token_hash,
+        identity,
         audit_file: config
             .audit
             .file
@@ -286,6 +377,86 @@ fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         data_dir: config.node.data_dir,
         dev: None,
     })
+}
+
+fn identity_settings(c: &config::IdentityConfig) -> anyhow::Result<IdentitySettings> {
+    let mut trusted_issuers = Vec::new();
+    for t in &c.trusted_issuer {
+        let text = std::fs::read(&t.jwks_file)
+            .with_context(|| format!("reading {}", t.jwks_file.display()))?;
+        let jwks: coffer_crypto::jwt::Jwks = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a JWKS document", t.jwks_file.display()))?;
+        for key in &jwks.keys {
+            coffer_crypto::jwt::VerifyingKey::from_jwk(key).with_context(|| {
+                format!(
+                    "{} holds a key that cannot verify tokens",
+                    t.jwks_file.display()
+                )
+            })?;
+        }
+        let audiences = if t.audiences.is_empty() {
+            vec![coffer_types::identity::FEDERATION_AUDIENCE.to_owned()]
+        } else {
+            t.audiences.clone()
+        };
+        trusted_issuers.push(coffer_service::TrustedIssuer {
+            issuer: t.issuer.clone(),
+            audiences,
+            keys: jwks.keys,
+        });
+    }
+    let managed_identity = match &c.managed_identity {
+        Some(mi) => {
+            let header = read_private_file(&mi.header_file)?;
+            let header = std::str::from_utf8(&header)
+                .ok()
+                .map(str::trim)
+                .filter(|h| h.len() >= 16)
+                .with_context(|| {
+                    format!(
+                        "{} must hold the identity header, at least 16 characters",
+                        mi.header_file.display()
+                    )
+                })?;
+            Some(ManagedIdentitySettings {
+                listen: mi.listen,
+                header: SecretString::new(header.to_owned()),
+                client_ids: mi.client_ids.clone(),
+            })
+        }
+        None => None,
+    };
+    Ok(IdentitySettings {
+        issuer_url: c.issuer_url.clone(),
+        audiences: c.audiences.clone(),
+        token_lifetime_seconds: c.token_lifetime_seconds,
+        trusted_issuers,
+        managed_identity,
+    })
+}
+
+/// The token issuer's settings once the listener's address (and so the dev DNS suffix's
+/// port) is known.
+fn identity_config(settings: &Settings, local: SocketAddr, dns_suffix: &str) -> IdentityConfig {
+    let issuer_base = match (&settings.identity.issuer_url, &settings.dev) {
+        (Some(url), _) => url.clone(),
+        // Dev: the address the SDKs are pointed at as authority.
+        (None, Some(_)) => format!("https://{local}"),
+        (None, None) => format!("https://{dns_suffix}"),
+    };
+    let mut audiences = vec![
+        format!("https://{dns_suffix}"),
+        "https://vault.azure.net".to_owned(),
+    ];
+    audiences.extend(settings.identity.audiences.iter().cloned());
+    IdentityConfig {
+        issuer_base,
+        audiences,
+        token_lifetime_seconds: settings.identity.token_lifetime_seconds,
+        leeway_seconds: 60,
+        trusted_issuers: settings.identity.trusted_issuers.clone(),
+        bootstrap_token: settings.token_hash.clone(),
+    }
 }
 
 fn cluster_settings(c: &config::ClusterConfig) -> anyhow::Result<ClusterSettings> {

@@ -10,7 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+mod client_secret;
 mod error;
+pub mod jwt;
 mod keyfile;
 pub mod pki;
 mod random;
@@ -19,10 +21,11 @@ mod seal;
 mod secret;
 mod token;
 
+pub use client_secret::{ClientSecretHash, generate_client_secret};
 pub use error::CryptoError;
 pub use keyfile::{create_private_file, read_private_file};
 pub use random::{fill_random, new_version};
 pub use root::RootKey;
 pub use seal::{DataKey, SealContext};
 pub use secret::{SecretBytes, SecretString};
-pub use token::{TokenHash, generate_token};
+pub use token::{TOKEN_PREFIX, TokenHash, generate_token};

@@ -1,5 +1,5 @@
-//! The root key: the top of the key hierarchy. It wraps each vault's data key; nothing else is
-//! sealed with it directly. Dev mode generates it into the data directory (mode 0600);
+//! The root key: the top of the key hierarchy. It wraps each vault's data key and the few
+//! cluster-internal secrets (token signing keys); values are never sealed with it directly. Dev mode generates it into the data directory (mode 0600);
 //! production reads it from a key file. Shamir unsealing and HSMs plug in here later.
 
 use std::fmt;
@@ -11,7 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use crate::seal::{KEY_LEN, seal_with, unseal_with};
-use crate::{CryptoError, DataKey, create_private_file, fill_random, read_private_file};
+use crate::{
+    CryptoError, DataKey, SecretBytes, create_private_file, fill_random, read_private_file,
+};
 
 /// The node's root key.
 pub struct RootKey {
@@ -85,6 +87,29 @@ impl RootKey {
     }
 }
 
+impl RootKey {
+    /// Seals a cluster-internal secret (a token signing key, say) directly with the root key,
+    /// bound to `purpose` so it opens only as what it was sealed for.
+    pub fn seal_internal(&self, purpose: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        seal_with(&self.key, &internal_context(purpose), plaintext)
+    }
+
+    /// Opens what [`RootKey::seal_internal`] sealed for the same `purpose`.
+    pub fn unseal_internal(
+        &self,
+        purpose: &str,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
+        unseal_with(&self.key, &internal_context(purpose), sealed)
+    }
+}
+
+fn internal_context(purpose: &str) -> Vec<u8> {
+    let mut aad = b"coffer.internal.v1\0".to_vec();
+    aad.extend_from_slice(purpose.as_bytes());
+    aad
+}
+
 fn wrap_context(vault: &str) -> Vec<u8> {
     let mut aad = b"coffer.vault-key.v1\0".to_vec();
     aad.extend_from_slice(vault.as_bytes());
@@ -108,6 +133,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("root.key");
         let root = RootKey::generate(&path).unwrap();
+        let sealed = root.seal_internal("signing-key/k1", b"pkcs8").unwrap();
+        assert_eq!(
+            root.unseal_internal("signing-key/k1", &sealed)
+                .unwrap()
+                .expose(),
+            b"pkcs8"
+        );
+        assert!(root.unseal_internal("signing-key/k2", &sealed).is_err());
         let (dk, wrapped) = root.new_data_key("kv1").unwrap();
         let ctx = SealContext {
             vault: "kv1",

@@ -10,8 +10,9 @@ use subtle::ConstantTimeEq;
 
 use crate::{CryptoError, SecretString, fill_random};
 
-/// Prefix that makes Coffer tokens recognisable to secret scanners.
-const TOKEN_PREFIX: &str = "cft_";
+/// Prefix that makes Coffer bootstrap tokens recognisable to secret scanners (and tells them
+/// apart from access tokens, which are JWTs).
+pub const TOKEN_PREFIX: &str = "cft_";
 
 /// Generates a new random bearer token (256 bits).
 pub fn generate_token() -> Result<SecretString, CryptoError> {
@@ -24,7 +25,7 @@ pub fn generate_token() -> Result<SecretString, CryptoError> {
 }
 
 /// The SHA-256 of a token.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {

@@ -53,6 +53,7 @@ pub(crate) fn vault_to_pb(record: &VaultRecord, base: &UriBase) -> pb::Vault {
         created: record.created,
         updated: record.updated,
         vault_uri: base.vault_uri(&record.name),
+        enable_rbac_authorization: record.enable_rbac_authorization,
     }
 }
 
@@ -120,7 +121,9 @@ pub(crate) fn status_from(error: &Error, request_id: &str) -> Status {
         ErrorCode::BadParameter => tonic::Code::InvalidArgument,
         ErrorCode::Unauthorized => tonic::Code::Unauthenticated,
         ErrorCode::Forbidden => tonic::Code::PermissionDenied,
-        ErrorCode::VaultNotFound | ErrorCode::SecretNotFound => tonic::Code::NotFound,
+        ErrorCode::VaultNotFound | ErrorCode::SecretNotFound | ErrorCode::NotFound => {
+            tonic::Code::NotFound
+        }
         ErrorCode::Conflict => tonic::Code::AlreadyExists,
         ErrorCode::Throttled => tonic::Code::ResourceExhausted,
         ErrorCode::ServiceUnavailable => tonic::Code::Unavailable,

@@ -163,6 +163,7 @@ impl VaultService for GrpcApi {
                     retention_days: r.retention_days,
                     purge_protection: r.purge_protection,
                     tags: tags_from_pb(r.tags),
+                    enable_rbac_authorization: r.enable_rbac_authorization,
                 };
                 Ok(vault_to_pb(&svc.create_vault(&ctx, input).await?, &base))
             },
@@ -223,6 +224,7 @@ impl VaultService for GrpcApi {
                     sku: r.sku.map(sku_from_pb).transpose()?.flatten(),
                     purge_protection: r.purge_protection,
                     tags: r.tags.map(|t| tags_from_pb(t.tags)),
+                    enable_rbac_authorization: r.enable_rbac_authorization,
                 };
                 Ok(vault_to_pb(
                     &svc.update_vault(&ctx, &r.name, update).await?,

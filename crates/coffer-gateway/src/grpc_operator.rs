@@ -83,9 +83,9 @@ impl OperatorService for GrpcApi {
             "RaftListPeers",
             request,
             |_| cluster_target(),
-            |_, _| async move {
+            |_, ctx| async move {
                 Ok(pb::ListPeersResponse {
-                    peers: peers_to_pb(&svc.peers().await?),
+                    peers: peers_to_pb(&svc.peers(&ctx).await?),
                 })
             },
         )
@@ -101,15 +101,18 @@ impl OperatorService for GrpcApi {
             "RaftJoin",
             request,
             |_| cluster_target(),
-            |r, _| async move {
+            |r, ctx| async move {
                 let peers = svc
-                    .join_peer(JoinPeer {
-                        id: r.id,
-                        address: r.address,
-                        region: r.region,
-                        learner: r.learner,
-                        force: r.force,
-                    })
+                    .join_peer(
+                        &ctx,
+                        JoinPeer {
+                            id: r.id,
+                            address: r.address,
+                            region: r.region,
+                            learner: r.learner,
+                            force: r.force,
+                        },
+                    )
                     .await?;
                 Ok(pb::MembershipResponse {
                     peers: peers_to_pb(&peers),
@@ -128,9 +131,9 @@ impl OperatorService for GrpcApi {
             "RaftRemovePeer",
             request,
             |_| cluster_target(),
-            |r, _| async move {
+            |r, ctx| async move {
                 Ok(pb::MembershipResponse {
-                    peers: peers_to_pb(&svc.remove_peer(r.id, r.force).await?),
+                    peers: peers_to_pb(&svc.remove_peer(&ctx, r.id, r.force).await?),
                 })
             },
         )
@@ -146,9 +149,9 @@ impl OperatorService for GrpcApi {
             "RaftTransferLeader",
             request,
             |_| cluster_target(),
-            |r, _| async move {
+            |r, ctx| async move {
                 Ok(pb::MembershipResponse {
-                    peers: peers_to_pb(&svc.transfer_leader(r.to).await?),
+                    peers: peers_to_pb(&svc.transfer_leader(&ctx, r.to).await?),
                 })
             },
         )
@@ -164,8 +167,8 @@ impl OperatorService for GrpcApi {
             "RaftSnapshotTake",
             request,
             |_| cluster_target(),
-            |_, _| async move {
-                let index = svc.take_snapshot().await?;
+            |_, ctx| async move {
+                let index = svc.take_snapshot(&ctx).await?;
                 Ok(pb::TakeSnapshotResponse {
                     node: svc.node_identity().id,
                     index,
@@ -187,7 +190,7 @@ impl OperatorService for GrpcApi {
                 "RaftSnapshotSave",
                 request,
                 |_| cluster_target(),
-                |_, _| async move { Ok(SnapshotBytes(svc.save_snapshot().await?)) },
+                |_, ctx| async move { Ok(SnapshotBytes(svc.save_snapshot(&ctx).await?)) },
             )
             .await?;
         let (metadata, SnapshotBytes(data), extensions) = saved.into_parts();

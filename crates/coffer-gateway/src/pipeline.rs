@@ -64,6 +64,19 @@ pub(crate) trait Audited {
     }
 }
 
+/// A finished request, as metrics and the audit log see it.
+pub(crate) struct Outcome<'a> {
+    pub operation_name: &'static str,
+    pub request_id: &'a str,
+    pub caller: String,
+    pub client: Option<SocketAddr>,
+    pub vault: Option<String>,
+    pub id: Option<String>,
+    pub result_code: &'static str,
+    pub http_status: u16,
+    pub started: Instant,
+}
+
 /// Shared state of the gateway.
 pub struct Gateway {
     pub(crate) service: Service,
@@ -100,6 +113,45 @@ impl Gateway {
         &self.service
     }
 
+    /// A new id for a request this node serves.
+    pub(crate) fn next_request_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.node_tag,
+            self.next_request.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Counts a finished request and writes its audit record.
+    pub(crate) fn record(&self, outcome: Outcome<'_>) {
+        let elapsed = outcome.started.elapsed();
+        self.metrics.observe_request(
+            outcome.operation_name,
+            outcome.result_code,
+            elapsed.as_secs_f64(),
+        );
+        let record = AuditRecord {
+            time: time::OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+            request_id: outcome.request_id.to_owned(),
+            operation_name: outcome.operation_name,
+            caller: outcome.caller,
+            caller_ip_address: outcome
+                .client
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            vault: outcome.vault,
+            id: outcome.id,
+            result_code: outcome.result_code,
+            http_status: outcome.http_status,
+            duration_ms: elapsed.as_secs_f64() * 1_000.0,
+        };
+        if !self.audit.record(&record) {
+            self.metrics.audit_write_failed();
+        }
+    }
+
     /// Runs `operation` for an authenticated caller and records the request.
     pub(crate) async fn call<T, F, Fut>(
         &self,
@@ -120,45 +172,32 @@ impl Gateway {
             consistency,
         } = request;
         let started = Instant::now();
-        let request_id = format!(
-            "{}-{}",
-            self.node_tag,
-            self.next_request.fetch_add(1, Ordering::Relaxed)
-        );
+        let request_id = self.next_request_id();
         let (caller, result) = match self.authenticator.authenticate(bearer) {
             Ok(principal) => {
                 let caller = principal.id.clone();
-                match RequestContext::new(&principal, client_request_id, consistency) {
+                match RequestContext::new(principal, client_request_id, consistency) {
                     Ok(ctx) => (caller, operation(ctx).await),
                     Err(e) => (caller, Err(e)),
                 }
             }
             Err(e) => ("anonymous".to_owned(), Err(e)),
         };
-        let elapsed = started.elapsed();
         let (result_code, http_status, id) = match &result {
             Ok(value) => ("OK", 200, value.audited_id().or(target.id)),
             Err(e) => (e.code.as_str(), e.code.http_status(), target.id),
         };
-        self.metrics
-            .observe_request(operation_name, result_code, elapsed.as_secs_f64());
-        let record = AuditRecord {
-            time: time::OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
-            request_id: request_id.clone(),
+        self.record(Outcome {
             operation_name,
+            request_id: &request_id,
             caller,
-            caller_ip_address: client.map(|a| a.ip().to_string()).unwrap_or_default(),
+            client,
             vault: target.vault,
             id,
             result_code,
             http_status,
-            duration_ms: elapsed.as_secs_f64() * 1_000.0,
-        };
-        if !self.audit.record(&record) {
-            self.metrics.audit_write_failed();
-        }
+            started,
+        });
         if let Err(e) = &result {
             tracing::debug!(
                 request_id,

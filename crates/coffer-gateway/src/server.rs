@@ -17,8 +17,10 @@ use tower::ServiceExt;
 
 use crate::convert::UriBase;
 use crate::grpc::GrpcApi;
-use crate::http_routes;
 use crate::pipeline::{ClientAddr, Gateway};
+use crate::{http_routes, identity_routes};
+use coffer_proto::v1::authorization_service_server::AuthorizationServiceServer;
+use coffer_proto::v1::identity_service_server::IdentityServiceServer;
 use coffer_proto::v1::operator_service_server::OperatorServiceServer;
 
 /// A slow or silent client may hold a connection in the handshake no longer than this.
@@ -42,6 +44,8 @@ pub async fn serve(
     let api = GrpcApi::new(gateway.clone(), UriBase { suffix: dns_suffix });
     let grpc = tonic::service::Routes::new(VaultServiceServer::new(api.clone()))
         .add_service(SecretServiceServer::new(api.clone()))
+        .add_service(IdentityServiceServer::new(api.clone()))
+        .add_service(AuthorizationServiceServer::new(api.clone()))
         .add_service(
             OperatorServiceServer::new(api)
                 .max_decoding_message_size(8 * 1024 * 1024)
@@ -49,7 +53,9 @@ pub async fn serve(
         )
         .prepare()
         .into_axum_router();
-    let router = grpc.merge(http_routes::router(gateway.clone()));
+    let router = grpc
+        .merge(http_routes::router(gateway.clone()))
+        .merge(identity_routes::router(gateway.clone()));
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {

@@ -81,6 +81,16 @@ impl fmt::Debug for v1::SetSecretRequest {
     }
 }
 
+impl fmt::Debug for v1::AddCredentialResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddCredentialResponse")
+            .field("principal", &self.principal)
+            .field("credential_id", &self.credential_id)
+            .field("secret", &Redacted(self.secret.len()))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -99,6 +109,18 @@ mod tests {
         assert!(!text.contains(VALUE), "{text}");
         assert!(text.contains("db-password"));
         assert!(text.contains("<redacted 19 bytes>"));
+    }
+
+    #[test]
+    fn new_client_secret_debug_redacts_it() {
+        let response = v1::AddCredentialResponse {
+            credential_id: "c1".to_owned(),
+            secret: VALUE.to_owned(),
+            ..Default::default()
+        };
+        let text = format!("{response:?}");
+        assert!(!text.contains(VALUE), "{text}");
+        assert!(text.contains("c1"));
     }
 
     #[test]

@@ -9,11 +9,15 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod authz;
+mod identity;
 mod keys;
 mod operator;
 mod paging;
 mod request;
+mod roles;
 mod secrets;
+mod tokens;
 mod vaults;
 
 use std::sync::Arc;
@@ -22,12 +26,17 @@ use coffer_crypto::RootKey;
 use coffer_store::Store;
 use coffer_types::Clock;
 
-pub use auth::{AdminTokenAuthenticator, Authenticator, Principal};
+pub use auth::{Authenticator, Caller, CallerKind};
 pub use coffer_store::PeerStatus;
+pub use identity::{AddedCredential, CreatePrincipal, NewCredential};
 pub use operator::{JoinPeer, NodeIdentity};
 pub use paging::Listing;
 pub use request::{Consistency, RequestContext};
+pub use roles::{CreateRoleAssignment, SetAccessPolicy};
 pub use secrets::{SecretBundle, SecretUpdate, SetSecret};
+pub use tokens::{
+    CLIENT_ASSERTION_TYPE, IdentityConfig, IssuedToken, OAuthError, TokenGrant, TrustedIssuer,
+};
 pub use vaults::{CreateVault, VaultUpdate};
 
 /// The operations of one node, shared by every request handler. Cheap to clone.
@@ -35,14 +44,21 @@ pub use vaults::{CreateVault, VaultUpdate};
 pub struct Service {
     store: Store,
     keys: Arc<keys::KeyCache>,
+    tokens: Arc<tokens::Tokens>,
     clock: Arc<dyn Clock>,
 }
 
 impl Service {
-    pub fn new(store: Store, root: RootKey, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        root: RootKey,
+        clock: Arc<dyn Clock>,
+        identity: IdentityConfig,
+    ) -> Self {
         Self {
             store,
             keys: Arc::new(keys::KeyCache::new(root)),
+            tokens: Arc::new(tokens::Tokens::new(identity)),
             clock,
         }
     }
@@ -66,4 +82,21 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// A random (version 4) UUID in its usual text form: object ids, client ids, assignment ids.
+pub(crate) fn new_uuid() -> Result<String, coffer_types::Error> {
+    let mut b = [0u8; 16];
+    coffer_crypto::fill_random(&mut b).map_err(|e| coffer_types::Error::internal(e.to_string()))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
 }

@@ -1,8 +1,10 @@
-//! Operator operations: cluster membership and whole-cluster snapshots. Administrators only
-//! (today every authenticated caller is the administrator; the authorization work narrows it).
+//! Operator operations: cluster membership and whole-cluster snapshots. They need
+//! `Coffer/cluster/read` or `Coffer/cluster/write` at the cluster scope (the Coffer Cluster
+//! Operator role, or Owner).
 
 use coffer_store::{Export, Member, PeerStatus};
 use coffer_types::Error;
+use coffer_types::authz::{Scope, mgmt};
 
 use crate::Service;
 use crate::request::RequestContext;
@@ -46,12 +48,27 @@ impl Service {
         }
     }
 
-    pub async fn peers(&self) -> Result<Vec<PeerStatus>, Error> {
+    fn authorize_cluster(&self, ctx: &RequestContext, write: bool) -> Result<(), Error> {
+        let action = if write {
+            mgmt::CLUSTER_WRITE
+        } else {
+            mgmt::CLUSTER_READ
+        };
+        self.authorize(ctx, &Scope::cluster(), action)
+    }
+
+    pub async fn peers(&self, ctx: &RequestContext) -> Result<Vec<PeerStatus>, Error> {
+        self.authorize_cluster(ctx, false)?;
         Ok(self.store.peers().await?)
     }
 
     /// Adds a node as a learner and, unless `learner`, promotes it to voter once it caught up.
-    pub async fn join_peer(&self, input: JoinPeer) -> Result<Vec<PeerStatus>, Error> {
+    pub async fn join_peer(
+        &self,
+        ctx: &RequestContext,
+        input: JoinPeer,
+    ) -> Result<Vec<PeerStatus>, Error> {
+        self.authorize_cluster(ctx, true)?;
         validate_region(&input.region)?;
         if input.id == 0 {
             return Err(Error::bad_parameter("The node id must be at least 1."));
@@ -76,26 +93,40 @@ impl Service {
                 input.force,
             )
             .await?;
-        self.peers().await
+        Ok(self.store.peers().await?)
     }
 
-    pub async fn remove_peer(&self, id: u64, force: bool) -> Result<Vec<PeerStatus>, Error> {
+    pub async fn remove_peer(
+        &self,
+        ctx: &RequestContext,
+        id: u64,
+        force: bool,
+    ) -> Result<Vec<PeerStatus>, Error> {
+        self.authorize_cluster(ctx, true)?;
         self.store.remove_peer(id, force).await?;
-        self.peers().await
+        Ok(self.store.peers().await?)
     }
 
-    pub async fn transfer_leader(&self, to: u64) -> Result<Vec<PeerStatus>, Error> {
+    pub async fn transfer_leader(
+        &self,
+        ctx: &RequestContext,
+        to: u64,
+    ) -> Result<Vec<PeerStatus>, Error> {
+        self.authorize_cluster(ctx, true)?;
         self.store.transfer_leader(to).await?;
-        self.peers().await
+        Ok(self.store.peers().await?)
     }
 
     /// Builds a Raft snapshot on this node now; returns the log index it covers.
-    pub async fn take_snapshot(&self) -> Result<u64, Error> {
+    pub async fn take_snapshot(&self, ctx: &RequestContext) -> Result<u64, Error> {
+        self.authorize_cluster(ctx, true)?;
         Ok(self.store.snapshot_now().await?)
     }
 
-    /// A consistent copy of every vault and secret (values sealed).
-    pub async fn save_snapshot(&self) -> Result<Vec<u8>, Error> {
+    /// A consistent copy of the whole state (values and keys sealed). Reading it is a write
+    /// right: the copy holds every vault.
+    pub async fn save_snapshot(&self, ctx: &RequestContext) -> Result<Vec<u8>, Error> {
+        self.authorize_cluster(ctx, true)?;
         Ok(self.store.export_snapshot().await?)
     }
 
@@ -106,6 +137,7 @@ impl Service {
         ctx: &RequestContext,
         data: &[u8],
     ) -> Result<(usize, usize), Error> {
+        self.authorize_cluster(ctx, true)?;
         let export = Export::decode(data).map_err(|_| {
             Error::bad_parameter("The snapshot is damaged or is not a Coffer snapshot.")
         })?;

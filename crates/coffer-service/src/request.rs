@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use coffer_types::Error;
 
-use crate::Principal;
+use std::sync::Arc;
+
+use crate::Caller;
 
 /// The longest client request id accepted (Azure SDKs send a 36-character UUID).
 const MAX_CLIENT_REQUEST_ID: usize = 64;
@@ -27,6 +29,7 @@ pub struct RequestContext {
     /// The key under which the request's write is applied at most once.
     request_id: String,
     pub consistency: Consistency,
+    caller: Arc<Caller>,
 }
 
 impl RequestContext {
@@ -37,7 +40,7 @@ impl RequestContext {
     /// request gets a fresh random id, which still makes the cluster's own retries (forwarding
     /// across a leader change) safe.
     pub fn new(
-        principal: &Principal,
+        caller: Caller,
         client_request_id: Option<&str>,
         consistency: Consistency,
     ) -> Result<Self, Error> {
@@ -61,24 +64,23 @@ impl RequestContext {
                 .to_string(),
         };
         Ok(Self {
-            request_id: format!("{}/{own}", principal.id),
+            request_id: format!("{}/{own}", caller.id),
             consistency,
+            caller: Arc::new(caller),
         })
     }
 
     /// A context for work the server starts itself, not a client.
     pub fn internal() -> Result<Self, Error> {
-        Self::new(
-            &Principal {
-                id: "coffer".into(),
-            },
-            None,
-            Consistency::Linearizable,
-        )
+        Self::new(Caller::internal(), None, Consistency::Linearizable)
     }
 
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
     }
 }
 
@@ -88,18 +90,25 @@ mod tests {
 
     #[test]
     fn client_ids_are_scoped_by_principal_and_validated() {
-        let alice = Principal { id: "alice".into() };
-        let bob = Principal { id: "bob".into() };
-        let a = RequestContext::new(&alice, Some("r-1"), Consistency::Linearizable).unwrap();
-        let b = RequestContext::new(&bob, Some("r-1"), Consistency::Linearizable).unwrap();
+        let alice = Caller {
+            id: "alice".into(),
+            ..Caller::internal()
+        };
+        let bob = Caller {
+            id: "bob".into(),
+            ..Caller::internal()
+        };
+        let a = RequestContext::new(alice.clone(), Some("r-1"), Consistency::Linearizable).unwrap();
+        let b = RequestContext::new(bob, Some("r-1"), Consistency::Linearizable).unwrap();
         assert_ne!(a.request_id(), b.request_id());
         assert_eq!(a.request_id(), "alice/r-1");
         for bad in ["", "has space", "a/b", &"x".repeat(65)] {
-            let e = RequestContext::new(&alice, Some(bad), Consistency::Linearizable).unwrap_err();
+            let e = RequestContext::new(alice.clone(), Some(bad), Consistency::Linearizable)
+                .unwrap_err();
             assert_eq!(e.code, coffer_types::ErrorCode::BadParameter);
         }
-        let fresh1 = RequestContext::new(&alice, None, Consistency::Linearizable).unwrap();
-        let fresh2 = RequestContext::new(&alice, None, Consistency::Linearizable).unwrap();
+        let fresh1 = RequestContext::new(alice.clone(), None, Consistency::Linearizable).unwrap();
+        let fresh2 = RequestContext::new(alice, None, Consistency::Linearizable).unwrap();
         assert_ne!(fresh1.request_id(), fresh2.request_id());
     }
 }

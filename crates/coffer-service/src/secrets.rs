@@ -2,6 +2,7 @@
 
 use coffer_crypto::{SealContext, SecretString};
 use coffer_store::{Applied, Command, Page, SecretPatch};
+use coffer_types::authz::DataOperation;
 use coffer_types::limits::{MAX_CONTENT_TYPE_CHARS, MAX_SECRET_VALUE_BYTES};
 use coffer_types::records::RECORD_FORMAT;
 use coffer_types::{
@@ -142,6 +143,7 @@ impl Service {
                 true,
             ),
         };
+        self.authorize_data(ctx, &vault, DataOperation::SecretSet, Some(&name.key()))?;
         let mut request_id = ctx.request_id().to_owned();
         let record = loop {
             let record = self.seal_version(&vault, &vault_name, &name, &input, &tags)?;
@@ -155,6 +157,7 @@ impl Service {
                     vault = self
                         .vault_for(&vault_name, Consistency::Linearizable)
                         .await?;
+                    self.authorize_data(ctx, &vault, DataOperation::SecretSet, Some(&name.key()))?;
                     fresh = true;
                     // The first proposal is remembered under the first id with its refusal;
                     // the second is a different proposal, so it gets an id of its own (derived,
@@ -219,6 +222,7 @@ impl Service {
         let name = ObjectName::parse(name)?;
         let version = optional_version(version)?;
         let vault = self.vault_for(&vault_name, ctx.consistency).await?;
+        self.authorize_data(ctx, &vault, DataOperation::SecretGet, Some(&name.key()))?;
         let record = self
             .store
             .secret(
@@ -261,6 +265,7 @@ impl Service {
         let max = page_size(max)?;
         let after = decode_token(page_token)?;
         let vault = self.vault_for(&vault_name, ctx.consistency).await?;
+        self.authorize_data(ctx, &vault, DataOperation::SecretList, None)?;
         let page = self
             .store
             .secrets(&vault_name.key(), after.as_deref(), max)?;
@@ -281,6 +286,12 @@ impl Service {
         let max = page_size(max)?;
         let after = decode_token(page_token)?;
         let vault = self.vault_for(&vault_name, ctx.consistency).await?;
+        self.authorize_data(
+            ctx,
+            &vault,
+            DataOperation::SecretListVersions,
+            Some(&name.key()),
+        )?;
         let page =
             self.store
                 .secret_versions(&vault_name.key(), &name.key(), after.as_deref(), max)?;
@@ -307,6 +318,7 @@ impl Service {
         let vault = self
             .vault_for(&vault_name, Consistency::Linearizable)
             .await?;
+        self.authorize_data(ctx, &vault, DataOperation::SecretUpdate, Some(&name.key()))?;
         let patch = SecretPatch {
             enabled: update.enabled,
             not_before: update.not_before,

@@ -1,6 +1,7 @@
 //! Vault operations.
 
 use coffer_store::{Applied, Command, VaultPatch};
+use coffer_types::authz::{Scope, mgmt};
 use coffer_types::records::RECORD_FORMAT;
 use coffer_types::{Error, Sku, Tags, VaultName, VaultRecord};
 
@@ -18,6 +19,8 @@ pub struct CreateVault {
     pub retention_days: u32,
     pub purge_protection: bool,
     pub tags: Vec<(String, String)>,
+    /// `None` means RBAC, the default.
+    pub enable_rbac_authorization: Option<bool>,
 }
 
 /// Input of [`Service::update_vault`]; `None` leaves a property as it is.
@@ -26,6 +29,7 @@ pub struct VaultUpdate {
     pub sku: Option<Sku>,
     pub purge_protection: Option<bool>,
     pub tags: Option<Vec<(String, String)>>,
+    pub enable_rbac_authorization: Option<bool>,
 }
 
 /// A region name such as `eastus`: 1 to 64 lowercase letters and digits.
@@ -65,6 +69,7 @@ impl Service {
         input: CreateVault,
     ) -> Result<VaultRecord, Error> {
         let name = VaultName::parse(&input.name)?;
+        self.authorize(ctx, &Scope::vault(&name.key())?, mgmt::VAULT_WRITE)?;
         validate_location(&input.location)?;
         let retention_days = VaultRecord::validate_retention(input.retention_days)?;
         let tags = Tags::new(input.tags)?;
@@ -86,6 +91,8 @@ impl Service {
             created: now,
             updated: now,
             wrapped_key,
+            enable_rbac_authorization: input.enable_rbac_authorization.unwrap_or(true),
+            access_policies: Vec::new(),
         };
         expect_vault(
             self.store
@@ -95,8 +102,9 @@ impl Service {
     }
 
     pub async fn get_vault(&self, ctx: &RequestContext, name: &str) -> Result<VaultRecord, Error> {
-        self.vault_for(&VaultName::parse(name)?, ctx.consistency)
-            .await
+        let name = VaultName::parse(name)?;
+        self.authorize(ctx, &Scope::vault(&name.key())?, mgmt::VAULT_READ)?;
+        self.vault_for(&name, ctx.consistency).await
     }
 
     pub async fn list_vaults(
@@ -109,8 +117,18 @@ impl Service {
         let after = decode_token(page_token)?;
         self.read_point(ctx.consistency).await?;
         let page = self.store.vaults(after.as_deref(), max)?;
+        // A page may come back shorter than asked when the caller may not see every vault;
+        // the page token still moves on, as Azure's paging allows.
+        let items = page
+            .items
+            .into_iter()
+            .filter(|v| {
+                Scope::vault(&v.name.to_ascii_lowercase())
+                    .is_ok_and(|scope| self.may(ctx, &scope, mgmt::VAULT_READ))
+            })
+            .collect();
         Ok(Listing {
-            items: page.items,
+            items,
             next_page_token: encode_token(page.next),
         })
     }
@@ -122,11 +140,19 @@ impl Service {
         update: VaultUpdate,
     ) -> Result<VaultRecord, Error> {
         let name = VaultName::parse(name)?;
+        let scope = Scope::vault(&name.key())?;
+        self.authorize(ctx, &scope, mgmt::VAULT_WRITE)?;
+        if update.enable_rbac_authorization.is_some() {
+            // Switching models changes who can read the vault's data, so it takes the right
+            // to change role assignments as well (as Azure requires since 2025).
+            self.authorize(ctx, &scope, mgmt::ROLE_ASSIGNMENT_WRITE)?;
+        }
         let tags = update.tags.map(Tags::new).transpose()?;
         let patch = VaultPatch {
             sku: update.sku,
             purge_protection: update.purge_protection,
             tags,
+            enable_rbac_authorization: update.enable_rbac_authorization,
         };
         let command = Command::UpdateVault {
             vault: name.key(),
@@ -142,6 +168,7 @@ impl Service {
 
     pub async fn delete_vault(&self, ctx: &RequestContext, name: &str) -> Result<(), Error> {
         let name = VaultName::parse(name)?;
+        self.authorize(ctx, &Scope::vault(&name.key())?, mgmt::VAULT_DELETE)?;
         match self
             .store
             .write(

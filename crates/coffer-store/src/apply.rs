@@ -2,12 +2,13 @@
 //! (existence, conflicts) and the writes that follow, gathered in one batch so an entry's
 //! effects and the `last_applied` marker land atomically.
 
+use coffer_types::authz::{AccessPolicyEntry, MAX_ACCESS_POLICIES, Scope};
 use coffer_types::{Error, SecretRecord, VaultRecord};
 use rocksdb::{DB, WriteBatch};
 
 use crate::StoreError;
 use crate::command::{Applied, Command, SecretPatch, VaultPatch};
-use crate::db::{self, CF_HEADS, CF_SECRETS, CF_VAULTS};
+use crate::db::{self, CF_HEADS, CF_IDENTITY, CF_SECRETS, CF_VAULTS};
 
 /// Computes the writes for `command` into `batch` and the answer to return. A refused command
 /// leaves `batch` untouched and answers [`Applied::Failed`].
@@ -36,6 +37,13 @@ pub(crate) fn apply_command(
             patch,
             updated,
         } => update_secret(db, batch, vault, name, version.as_deref(), patch, *updated),
+        Command::ChangeAccessPolicy {
+            vault,
+            object_id,
+            entry,
+            updated,
+        } => change_access_policy(db, batch, vault, object_id, entry.as_ref(), *updated),
+        Command::Identity(command) => crate::identity::apply(db, batch, command),
         Command::Restore { records } => restore(db, batch, records),
     }?;
     Ok(outcome.unwrap_or_else(Applied::Failed))
@@ -106,6 +114,57 @@ fn update_vault(
     if let Some(tags) = &patch.tags {
         record.tags = tags.clone();
     }
+    if let Some(rbac) = patch.enable_rbac_authorization {
+        // The other model's entries stay, inactive, so switching back restores them.
+        record.enable_rbac_authorization = rbac;
+    }
+    record.updated = updated;
+    batch.put_cf(
+        db::cf(db, CF_VAULTS)?,
+        vault.as_bytes(),
+        db::encode(&record)?,
+    );
+    Ok(Ok(Applied::Vault(record)))
+}
+
+fn change_access_policy(
+    db: &DB,
+    batch: &mut WriteBatch,
+    vault: &str,
+    object_id: &str,
+    entry: Option<&AccessPolicyEntry>,
+    updated: i64,
+) -> Outcome {
+    let Some(mut record) = load_vault(db, vault)? else {
+        return Ok(Err(Error::vault_not_found(vault)));
+    };
+    let position = record
+        .access_policies
+        .iter()
+        .position(|p| p.object_id.eq_ignore_ascii_case(object_id));
+    match (entry, position) {
+        (Some(entry), Some(i)) => record.access_policies[i] = entry.clone(),
+        (Some(entry), None) => {
+            if record.access_policies.len() >= MAX_ACCESS_POLICIES {
+                return Ok(Err(Error::bad_parameter(format!(
+                    "A vault holds at most {MAX_ACCESS_POLICIES} access policies."
+                ))));
+            }
+            record.access_policies.push(entry.clone());
+        }
+        (None, Some(i)) => {
+            record.access_policies.remove(i);
+        }
+        (None, None) => {
+            return Ok(Err(Error::new(
+                coffer_types::ErrorCode::NotFound,
+                format!(
+                    "The vault has no access policy for the object id {}.",
+                    coffer_types::error::quote_user_text(object_id)
+                ),
+            )));
+        }
+    }
     record.updated = updated;
     batch.put_cf(
         db::cf(db, CF_VAULTS)?,
@@ -126,6 +185,10 @@ fn delete_vault(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
     let end = db::prefix_end(&prefix);
     for cf_name in [CF_HEADS, CF_SECRETS] {
         batch.delete_range_cf(db::cf(db, cf_name)?, &prefix, &end);
+    }
+    match Scope::vault(vault) {
+        Ok(scope) => crate::identity::delete_assignments_within(db, batch, &scope)?,
+        Err(e) => return Ok(Err(e)),
     }
     Ok(Ok(Applied::Deleted))
 }
@@ -214,7 +277,7 @@ fn update_secret(
 /// Writes restored records. Only the object families are accepted (not the request-id ones,
 /// which belong to the cluster that made the snapshot).
 fn restore(db: &DB, batch: &mut WriteBatch, records: &[crate::command::RestoredRecord]) -> Outcome {
-    let families = [CF_VAULTS, CF_HEADS, CF_SECRETS];
+    let families = [CF_VAULTS, CF_HEADS, CF_SECRETS, CF_IDENTITY];
     for record in records {
         let Some(name) = families.get(usize::from(record.cf)) else {
             return Ok(Err(Error::bad_parameter(

@@ -1,6 +1,10 @@
 //! What a Raft log entry asks the state machine to do, and what it answers.
 
+use coffer_types::authz::{AccessPolicyEntry, RoleDefinition};
+use coffer_types::identity::{PrincipalRecord, RoleAssignmentRecord, TenantRecord};
 use coffer_types::{Error, SecretRecord, Sku, Tags, VaultRecord};
+
+pub use crate::identity::IdentityCommand;
 use serde::{Deserialize, Serialize};
 
 /// A state change, proposed through Raft. Names in commands are the case-folded keys; records
@@ -8,14 +12,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Refused with `Conflict` if the vault exists.
-    CreateVault { record: VaultRecord },
+    CreateVault {
+        record: VaultRecord,
+    },
     UpdateVault {
         vault: String,
         patch: VaultPatch,
         updated: i64,
     },
     /// Removes the vault and every object in it.
-    DeleteVault { vault: String },
+    DeleteVault {
+        vault: String,
+    },
     /// Adds a version and makes it the latest. Refused with `VaultNotFound` if the vault is
     /// gone (it may have been deleted after the proposer checked).
     /// `vault_id` is the incarnation whose data key sealed the value.
@@ -33,9 +41,19 @@ pub enum Command {
         patch: SecretPatch,
         updated: i64,
     },
+    /// Adds, replaces (`entry: Some`) or removes (`None`) the access policy of `object_id`.
+    ChangeAccessPolicy {
+        vault: String,
+        object_id: String,
+        entry: Option<AccessPolicyEntry>,
+        updated: i64,
+    },
+    Identity(IdentityCommand),
     /// Writes records of a saved snapshot (vaults, secret heads and versions) as they are.
     /// Proposed in batches by an operator restore into a cluster that holds no vaults.
-    Restore { records: Vec<RestoredRecord> },
+    Restore {
+        records: Vec<RestoredRecord>,
+    },
 }
 
 /// One state-machine record of an operator restore, as a snapshot holds it: the column family
@@ -73,6 +91,7 @@ pub struct VaultPatch {
     /// Only `Some(true)` is accepted once protection is on; the state machine enforces it.
     pub purge_protection: Option<bool>,
     pub tags: Option<Tags>,
+    pub enable_rbac_authorization: Option<bool>,
 }
 
 /// Changes to a secret version's attributes; `None` leaves a field as it is.
@@ -93,6 +112,12 @@ pub enum Applied {
     Vault(VaultRecord),
     Secret(SecretRecord),
     Deleted,
+    Tenant(TenantRecord),
+    Principal(Box<PrincipalRecord>),
+    RoleDefinition(RoleDefinition),
+    RoleAssignment(RoleAssignmentRecord),
+    /// The kid of a new signing key.
+    SigningKey(String),
     /// The command was refused; nothing changed.
     Failed(Error),
 }
@@ -106,6 +131,8 @@ impl Command {
             Command::DeleteVault { .. } => "delete_vault",
             Command::PutSecret { .. } => "put_secret",
             Command::UpdateSecret { .. } => "update_secret",
+            Command::ChangeAccessPolicy { .. } => "change_access_policy",
+            Command::Identity(command) => command.name(),
             Command::Restore { .. } => "restore",
         }
     }
@@ -128,6 +155,10 @@ impl std::fmt::Display for Command {
                 write!(f, "PutSecret({vault}/{}/{})", record.name, record.version)
             }
             Command::Restore { records } => write!(f, "Restore({} records)", records.len()),
+            Command::ChangeAccessPolicy {
+                vault, object_id, ..
+            } => write!(f, "ChangeAccessPolicy({vault}, {object_id})"),
+            Command::Identity(command) => write!(f, "Identity({})", command.name()),
             Command::UpdateSecret {
                 vault,
                 name,

@@ -10,6 +10,7 @@
 //! - `heads`:   `vault \0 name` → latest version of a secret
 //! - `secrets`: `vault \0 name \0 version` → SecretRecord
 //! - `requests`, `request_order`: request ids already applied (see `dedup`)
+//! - `identity`: tenants, principals, roles, role assignments, signing keys (see `identity`)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,8 +27,9 @@ pub(crate) const CF_HEADS: &str = "heads";
 pub(crate) const CF_SECRETS: &str = "secrets";
 pub(crate) const CF_REQUESTS: &str = "requests";
 pub(crate) const CF_REQUEST_ORDER: &str = "request_order";
+pub(crate) const CF_IDENTITY: &str = "identity";
 
-const ALL_CFS: [&str; 8] = [
+const ALL_CFS: [&str; 9] = [
     CF_RAFT_META,
     CF_RAFT_LOG,
     CF_SM_META,
@@ -36,16 +38,18 @@ const ALL_CFS: [&str; 8] = [
     CF_SECRETS,
     CF_REQUESTS,
     CF_REQUEST_ORDER,
+    CF_IDENTITY,
 ];
 
 /// Column families that make up the state machine (and so a snapshot). A snapshot names a
 /// family by its position here, so new families are appended.
-pub(crate) const STATE_CFS: [&str; 5] = [
+pub(crate) const STATE_CFS: [&str; 6] = [
     CF_VAULTS,
     CF_HEADS,
     CF_SECRETS,
     CF_REQUESTS,
     CF_REQUEST_ORDER,
+    CF_IDENTITY,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Arc<DB>, StoreError> {

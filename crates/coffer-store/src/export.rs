@@ -8,7 +8,7 @@
 use coffer_types::VaultRecord;
 
 use crate::command::{Applied, Command, RestoredRecord};
-use crate::db::{self, CF_HEADS, CF_SECRETS, CF_VAULTS, STATE_CFS};
+use crate::db::{self, CF_HEADS, CF_IDENTITY, CF_SECRETS, CF_VAULTS, STATE_CFS};
 use crate::state_machine::{decode_snapshot, encode_snapshot};
 use crate::{Store, StoreError};
 
@@ -33,6 +33,7 @@ impl Export {
                 n if n == CF_VAULTS => 0u8,
                 n if n == CF_HEADS => 1,
                 n if n == CF_SECRETS => 2,
+                n if n == CF_IDENTITY => 3,
                 // Request ids belong to the cluster that made the copy.
                 _ => continue,
             };

@@ -24,6 +24,7 @@ mod db;
 mod dedup;
 mod error;
 mod export;
+mod identity;
 mod log_store;
 mod network;
 mod read;
@@ -33,7 +34,9 @@ mod transport;
 mod type_config;
 
 pub use cluster::PeerStatus;
-pub use command::{Applied, Command, Proposal, RestoredRecord, SecretPatch, VaultPatch};
+pub use command::{
+    Applied, Command, IdentityCommand, Proposal, RestoredRecord, SecretPatch, VaultPatch,
+};
 pub use error::StoreError;
 pub use export::Export;
 pub use read::Page;

@@ -379,6 +379,8 @@ pub(crate) mod tests {
             created: 1,
             updated: 1,
             wrapped_key: vec![1, 2, 3],
+            enable_rbac_authorization: true,
+            access_policies: Vec::new(),
         };
         let secret = coffer_types::SecretRecord {
             format: RECORD_FORMAT,

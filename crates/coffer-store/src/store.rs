@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use coffer_types::authz::RoleDefinition;
+use coffer_types::identity::{
+    PrincipalRecord, RoleAssignmentRecord, SigningKeyRecord, TenantRecord,
+};
 use coffer_types::{SecretRecord, VaultRecord};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::type_config::async_runtime::instant::Instant as _;
@@ -20,7 +24,7 @@ use crate::read::{self, Page};
 use crate::state_machine::StateMachine;
 use crate::transport::Transport;
 use crate::type_config::{NodeInfo, Raft};
-use crate::{StoreError, db};
+use crate::{StoreError, db, identity};
 
 /// How to open a node's store.
 #[derive(Clone)]
@@ -346,6 +350,52 @@ impl Store {
         max: usize,
     ) -> Result<Page<SecretRecord>, StoreError> {
         read::secret_versions(&self.db, vault, name, after, max)
+    }
+
+    pub fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        identity::tenant(&self.db, id)
+    }
+
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        identity::tenants(&self.db)
+    }
+
+    pub fn principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>, StoreError> {
+        identity::principal(&self.db, object_id)
+    }
+
+    /// The service principal or managed identity with client id `app_id`.
+    pub fn principal_by_app(&self, app_id: &str) -> Result<Option<PrincipalRecord>, StoreError> {
+        identity::principal_by_app(&self.db, app_id)
+    }
+
+    pub fn principals(&self) -> Result<Vec<PrincipalRecord>, StoreError> {
+        identity::principals(&self.db)
+    }
+
+    /// A custom role definition (built-in roles are not stored).
+    pub fn role_definition(&self, id: &str) -> Result<Option<RoleDefinition>, StoreError> {
+        identity::role_definition(&self.db, id)
+    }
+
+    pub fn role_definitions(&self) -> Result<Vec<RoleDefinition>, StoreError> {
+        identity::role_definitions(&self.db)
+    }
+
+    pub fn role_assignments(&self) -> Result<Vec<RoleAssignmentRecord>, StoreError> {
+        identity::assignments(&self.db)
+    }
+
+    /// The role assignments made directly to one principal.
+    pub fn role_assignments_of(
+        &self,
+        principal_id: &str,
+    ) -> Result<Vec<RoleAssignmentRecord>, StoreError> {
+        identity::assignments_of(&self.db, principal_id)
+    }
+
+    pub fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        identity::signing_keys(&self.db)
     }
 
     pub fn status(&self) -> StoreStatus {

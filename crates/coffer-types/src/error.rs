@@ -17,6 +17,9 @@ pub enum ErrorCode {
     Forbidden,
     VaultNotFound,
     SecretNotFound,
+    /// An identity, role or assignment that does not exist (Azure's management plane answers
+    /// such lookups with a 404 as well).
+    NotFound,
     Conflict,
     Throttled,
     /// The node cannot serve now (no leader, shutting down); the caller may retry.
@@ -30,6 +33,7 @@ pub enum ErrorCode {
 pub enum InnerCode {
     SecretDisabled,
     AccessDenied,
+    ForbiddenByRbac,
     ObjectIsDeletedButRecoverable,
 }
 
@@ -41,6 +45,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::VaultNotFound => "VaultNotFound",
             ErrorCode::SecretNotFound => "SecretNotFound",
+            ErrorCode::NotFound => "NotFound",
             ErrorCode::Conflict => "Conflict",
             ErrorCode::Throttled => "Throttled",
             ErrorCode::ServiceUnavailable => "ServiceUnavailable",
@@ -54,7 +59,7 @@ impl ErrorCode {
             ErrorCode::BadParameter => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::VaultNotFound | ErrorCode::SecretNotFound => 404,
+            ErrorCode::VaultNotFound | ErrorCode::SecretNotFound | ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::Throttled => 429,
             ErrorCode::ServiceUnavailable => 503,
@@ -68,6 +73,7 @@ impl InnerCode {
         match self {
             InnerCode::SecretDisabled => "SecretDisabled",
             InnerCode::AccessDenied => "AccessDenied",
+            InnerCode::ForbiddenByRbac => "ForbiddenByRbac",
             InnerCode::ObjectIsDeletedButRecoverable => "ObjectIsDeletedButRecoverable",
         }
     }

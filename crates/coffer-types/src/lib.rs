@@ -7,8 +7,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod clock;
 pub mod error;
+pub mod identity;
 pub mod limits;
 pub mod names;
 pub mod records;

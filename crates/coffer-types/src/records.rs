@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authz::AccessPolicyEntry;
 use crate::error::Error;
 use crate::limits::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS};
 use crate::tags::Tags;
@@ -49,6 +50,16 @@ pub struct VaultRecord {
     /// The vault's data key, sealed by the root key. Opaque here.
     #[serde(with = "b64")]
     pub wrapped_key: Vec<u8>,
+    /// Which authorization model the vault's data plane uses: RBAC (the default, as for new
+    /// Azure vaults) or its access policies. The inactive model's entries are kept.
+    #[serde(default = "rbac_by_default")]
+    pub enable_rbac_authorization: bool,
+    #[serde(default)]
+    pub access_policies: Vec<AccessPolicyEntry>,
+}
+
+fn rbac_by_default() -> bool {
+    true
 }
 
 impl VaultRecord {
@@ -121,7 +132,7 @@ impl std::fmt::Debug for SecretRecord {
     }
 }
 
-mod b64 {
+pub(crate) mod b64 {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -153,6 +164,8 @@ mod tests {
             created: 1,
             updated: 1,
             wrapped_key: vec![0xde, 0xad, 0xbe, 0xef],
+            enable_rbac_authorization: true,
+            access_policies: Vec::new(),
         }
     }
 

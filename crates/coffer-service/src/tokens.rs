@@ -1,0 +1,739 @@
+//! Coffer as its own token issuer: the OAuth 2.0 client-credentials grant (client secret,
+//! client certificate assertion, or an external OIDC token through workload identity
+//! federation), managed-identity tokens for workloads on a node, and verification of every
+//! bearer token a request carries.
+//!
+//! Tokens are ES256 JWTs signed with a key kept in the replicated state, sealed with the root
+//! key, so any node issues and verifies them. A rotation leaves the previous key valid for one
+//! token lifetime (the overlap window), so no issued token stops working early.
+//!
+//! Verification runs once per token: the result is cached by the token's SHA-256 until the
+//! token expires, which keeps signature checks off the hot path. What the cache cannot know —
+//! whether the principal still exists and which groups it is in — is read from the applied
+//! state on every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use coffer_crypto::jwt::{Jwk, Jwks, Jwt, SigningKey, Validation, VerifyingKey};
+use coffer_crypto::{SecretString, TokenHash};
+use coffer_types::Error;
+use coffer_types::identity::{PrincipalKind, PrincipalRecord, SigningKeyRecord};
+use coffer_types::records::RECORD_FORMAT;
+use serde_json::{Map, Value, json};
+
+use crate::request::{Consistency, RequestContext};
+use crate::{Caller, CallerKind, Service};
+
+/// Verified tokens remembered at most; when full, expired entries go first, then all.
+const MAX_CACHED_TOKENS: usize = 10_000;
+/// The longest lifetime accepted for a client assertion (MSAL makes them valid for 10 minutes).
+const MAX_ASSERTION_LIFETIME: i64 = 3_600;
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// An external OIDC issuer whose tokens may be exchanged (workload identity federation).
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    pub issuer: String,
+    /// The external token must carry one of these audiences.
+    pub audiences: Vec<String>,
+    pub keys: Vec<Jwk>,
+}
+
+/// How this node issues and accepts tokens. Every node of a cluster needs the same issuer and
+/// audiences, or tokens from one node are refused by another.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Base of the issuer URL, such as `https://coffer.example.com:8443`; a token of tenant `t`
+    /// carries `iss = {issuer_base}/{t}/v2.0`.
+    pub issuer_base: String,
+    /// Audiences tokens are issued for and accepted with; the first is the default.
+    pub audiences: Vec<String>,
+    pub token_lifetime_seconds: i64,
+    /// Allowed clock skew when checking time claims.
+    pub leeway_seconds: i64,
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    /// The bootstrap token's hash; `None` disables it.
+    pub bootstrap_token: Option<TokenHash>,
+}
+
+/// A freshly issued access token.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub access_token: SecretString,
+    pub expires_in: i64,
+    pub expires_on: i64,
+    pub audience: String,
+    pub client_id: String,
+}
+
+/// A refusal by the token endpoint, in OAuth 2.0's vocabulary (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", description)
+    }
+
+    fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(401, "invalid_client", description)
+    }
+
+    fn from_error(e: Error) -> Self {
+        if e.is_retryable() {
+            Self::new(503, "temporarily_unavailable", e.message)
+        } else {
+            Self::new(500, "server_error", "The token could not be issued.")
+        }
+    }
+}
+
+/// A client-credentials token request, as the token endpoint received it.
+#[derive(Debug, Default)]
+pub struct TokenGrant {
+    pub tenant: String,
+    pub grant_type: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<SecretString>,
+    pub scope: Option<String>,
+    /// The URLs under which this request reached the token endpoint: a client assertion's
+    /// audience must be one of them.
+    pub endpoint_urls: Vec<String>,
+}
+
+struct CachedToken {
+    object_id: String,
+    tenant: String,
+    valid_until: i64,
+}
+
+/// Token state of one node.
+pub(crate) struct Tokens {
+    pub(crate) config: IdentityConfig,
+    signing: Mutex<HashMap<String, Arc<SigningKey>>>,
+    verified: Mutex<HashMap<TokenHash, CachedToken>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a single map operation, so a poisoned lock holds a usable map.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Tokens {
+    pub(crate) fn new(config: IdentityConfig) -> Self {
+        Self {
+            config,
+            signing: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn signing_purpose(kid: &str) -> String {
+    format!("token-signing-key/{kid}")
+}
+
+fn unauthorized(message: &str) -> Error {
+    Error::unauthorized(message)
+}
+
+/// The audience a `scope` parameter asks for: `{resource}/.default`, or the resource itself.
+/// OpenID scopes that MSAL adds are ignored.
+fn requested_audience(scope: &str) -> Option<String> {
+    scope
+        .split_whitespace()
+        .find(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email"))
+        .map(|s| s.strip_suffix("/.default").unwrap_or(s).to_owned())
+}
+
+fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims.get(name).and_then(Value::as_str)
+}
+
+impl Service {
+    /// The issuer URL of `tenant`'s tokens.
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.tokens.config.issuer_base)
+    }
+
+    pub fn identity_config(&self) -> &IdentityConfig {
+        &self.tokens.config
+    }
+
+    /// Whether `tenant` exists on this node's copy.
+    pub fn tenant_exists(&self, tenant: &str) -> Result<bool, Error> {
+        if coffer_types::identity::validate_tenant_id(tenant).is_err() {
+            return Ok(false);
+        }
+        Ok(self.store.tenant(tenant)?.is_some())
+    }
+
+    /// The public keys tokens may be signed with now: the JWKS document.
+    pub fn jwks(&self) -> Result<Jwks, Error> {
+        let now = self.clock.now_unix();
+        let mut keys = Vec::new();
+        for record in self.store.signing_keys()? {
+            if record.retire_at.is_none_or(|at| at > now) {
+                let jwk: Jwk = serde_json::from_str(&record.public_jwk)
+                    .map_err(|e| Error::internal(format!("stored signing key: {e}")))?;
+                keys.push(jwk);
+            }
+        }
+        Ok(Jwks { keys })
+    }
+
+    /// Creates the first signing key unless one is active. Safe to call from every node at
+    /// every start: the state machine keeps the first key proposed.
+    pub async fn ensure_signing_key(&self) -> Result<(), Error> {
+        self.read_point(Consistency::Linearizable).await?;
+        if self
+            .store
+            .signing_keys()?
+            .iter()
+            .any(|k| k.retire_at.is_none())
+        {
+            return Ok(());
+        }
+        self.add_signing_key(&RequestContext::internal()?, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Puts a new signing key in charge; the previous ones stay valid for one token lifetime.
+    pub async fn rotate_signing_key(&self, ctx: &RequestContext) -> Result<String, Error> {
+        self.authorize(
+            ctx,
+            &coffer_types::authz::Scope::cluster(),
+            coffer_types::authz::mgmt::IDENTITY_WRITE,
+        )?;
+        self.add_signing_key(ctx, true).await
+    }
+
+    async fn add_signing_key(&self, ctx: &RequestContext, rotate: bool) -> Result<String, Error> {
+        let (key, pkcs8) = SigningKey::generate().map_err(|e| Error::internal(e.to_string()))?;
+        let kid = key.kid().to_owned();
+        let sealed_key = self
+            .keys
+            .root()
+            .seal_internal(&signing_purpose(&kid), pkcs8.expose())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let public_jwk =
+            serde_json::to_string(&key.public_jwk()).map_err(|e| Error::internal(e.to_string()))?;
+        let now = self.clock.now_unix();
+        let config = &self.tokens.config;
+        let record = SigningKeyRecord {
+            format: RECORD_FORMAT,
+            kid,
+            public_jwk,
+            sealed_key,
+            created: now,
+            retire_at: None,
+        };
+        let command =
+            coffer_store::Command::Identity(coffer_store::IdentityCommand::AddSigningKey {
+                record,
+                retire_others_at: now + config.token_lifetime_seconds + config.leeway_seconds,
+                now,
+                rotate,
+            });
+        match self
+            .store
+            .write(ctx.request_id().to_owned(), command)
+            .await?
+        {
+            coffer_store::Applied::SigningKey(kid) => Ok(kid),
+            coffer_store::Applied::Failed(e) => Err(e),
+            other => Err(Error::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+
+    /// The key new tokens are signed with: the newest key not being retired.
+    fn current_signing_key(&self) -> Result<Arc<SigningKey>, Error> {
+        let records = self.store.signing_keys()?;
+        let record = records
+            .iter()
+            .filter(|k| k.retire_at.is_none())
+            .max_by_key(|k| k.created)
+            .ok_or_else(|| Error::unavailable("No token signing key exists yet."))?;
+        if let Some(key) = lock(&self.tokens.signing).get(&record.kid) {
+            return Ok(key.clone());
+        }
+        let pkcs8 = self
+            .keys
+            .root()
+            .unseal_internal(&signing_purpose(&record.kid), &record.sealed_key)
+            .map_err(|e| {
+                tracing::error!(kid = %record.kid, error = %e, "token signing key does not unseal");
+                Error::internal(
+                    "The token signing key could not be opened with this node's root key.",
+                )
+            })?;
+        let key = Arc::new(
+            SigningKey::from_pkcs8(pkcs8.expose()).map_err(|e| Error::internal(e.to_string()))?,
+        );
+        let mut cache = lock(&self.tokens.signing);
+        cache.retain(|kid, _| records.iter().any(|r| &r.kid == kid));
+        cache.insert(record.kid.clone(), key.clone());
+        Ok(key)
+    }
+
+    /// Signs an access token for `principal` with audience `audience`.
+    fn sign_token(
+        &self,
+        principal: &PrincipalRecord,
+        audience: &str,
+    ) -> Result<IssuedToken, Error> {
+        let key = self.current_signing_key()?;
+        let now = self.clock.now_unix();
+        let lifetime = self.tokens.config.token_lifetime_seconds;
+        let app_id = principal.app_id.clone().unwrap_or_default();
+        let jti = crate::new_uuid()?;
+        let claims = json!({
+            "aud": audience,
+            "iss": self.issuer(&principal.tenant),
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "sub": principal.object_id,
+            "oid": principal.object_id,
+            "tid": principal.tenant,
+            "appid": app_id,
+            "azp": app_id,
+            "idtyp": if principal.kind.is_application() { "app" } else { "user" },
+            "ver": "2.0",
+            "jti": jti,
+        });
+        let Value::Object(claims) = claims else {
+            return Err(Error::internal("token claims are not an object"));
+        };
+        let token = key
+            .sign(&claims)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        Ok(IssuedToken {
+            access_token: SecretString::new(token),
+            expires_in: lifetime,
+            expires_on: now + lifetime,
+            audience: audience.to_owned(),
+            client_id: app_id,
+        })
+    }
+
+    /// The audience asked for by `scope`, if Coffer issues tokens for it.
+    fn audience_for(&self, scope: Option<&str>) -> Result<String, OAuthError> {
+        let audiences = &self.tokens.config.audiences;
+        let requested = match scope.and_then(requested_audience) {
+            Some(a) => a,
+            None => {
+                return audiences.first().cloned().ok_or_else(|| {
+                    OAuthError::new(500, "server_error", "No audience configured.")
+                });
+            }
+        };
+        let wanted = requested.trim_end_matches('/');
+        audiences
+            .iter()
+            .find(|a| a.trim_end_matches('/').eq_ignore_ascii_case(wanted))
+            .cloned()
+            .ok_or_else(|| {
+                OAuthError::new(
+                    400,
+                    "invalid_scope",
+                    format!(
+                        "AADSTS500011: The resource principal named {} was not found in the \
+                         tenant.",
+                        coffer_types::error::quote_user_text(&requested)
+                    ),
+                )
+            })
+    }
+
+    /// The client-credentials grant of the token endpoint.
+    pub async fn issue_token(&self, grant: TokenGrant) -> Result<IssuedToken, OAuthError> {
+        match grant.grant_type.as_deref() {
+            Some("client_credentials") => {}
+            Some(_) => {
+                return Err(OAuthError::new(
+                    400,
+                    "unsupported_grant_type",
+                    "AADSTS70003: Coffer supports the client_credentials grant only.",
+                ));
+            }
+            None => return Err(OAuthError::invalid_request("grant_type is required.")),
+        }
+        let audience = self.audience_for(grant.scope.as_deref())?;
+        self.read_point(Consistency::Linearizable)
+            .await
+            .map_err(OAuthError::from_error)?;
+        if self
+            .store
+            .tenant(&grant.tenant)
+            .map_err(|e| OAuthError::from_error(e.into()))?
+            .is_none()
+        {
+            return Err(OAuthError::new(
+                400,
+                "invalid_request",
+                format!(
+                    "AADSTS90002: Tenant {} not found.",
+                    coffer_types::error::quote_user_text(&grant.tenant)
+                ),
+            ));
+        }
+        let client_id = grant
+            .client_id
+            .as_deref()
+            .ok_or_else(|| OAuthError::invalid_request("client_id is required."))?;
+        let principal = self
+            .store
+            .principal_by_app(client_id)
+            .map_err(|e| OAuthError::from_error(e.into()))?
+            .filter(|p| p.tenant == grant.tenant && p.kind == PrincipalKind::ServicePrincipal)
+            .ok_or_else(|| {
+                OAuthError::new(
+                    400,
+                    "unauthorized_client",
+                    format!(
+                        "AADSTS700016: Application with identifier {} was not found in the \
+                         directory {}.",
+                        coffer_types::error::quote_user_text(client_id),
+                        grant.tenant
+                    ),
+                )
+            })?;
+        match (&grant.client_secret, &grant.client_assertion) {
+            (Some(secret), None) => self.check_client_secret(&principal, secret)?,
+            (None, Some(assertion)) => {
+                if grant.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
+                    return Err(OAuthError::invalid_request(format!(
+                        "client_assertion_type must be {CLIENT_ASSERTION_TYPE}."
+                    )));
+                }
+                self.check_client_assertion(&principal, assertion.expose(), &grant.endpoint_urls)?
+            }
+            (Some(_), Some(_)) => {
+                return Err(OAuthError::invalid_request(
+                    "Give either client_secret or client_assertion, not both.",
+                ));
+            }
+            (None, None) => {
+                return Err(OAuthError::invalid_client(
+                    "AADSTS7000216: client_assertion or client_secret is required.",
+                ));
+            }
+        }
+        self.sign_token(&principal, &audience)
+            .map_err(OAuthError::from_error)
+    }
+
+    fn check_client_secret(
+        &self,
+        principal: &PrincipalRecord,
+        secret: &SecretString,
+    ) -> Result<(), OAuthError> {
+        let now = self.clock.now_unix();
+        let valid = principal.secrets.iter().any(|c| {
+            c.expires.is_none_or(|exp| exp > now)
+                && coffer_crypto::ClientSecretHash::from_bytes(&c.hash)
+                    .is_some_and(|hash| hash.matches(secret.expose()))
+        });
+        if valid {
+            Ok(())
+        } else {
+            Err(OAuthError::invalid_client(format!(
+                "AADSTS7000215: Invalid client secret provided for application {}.",
+                principal.app_id.as_deref().unwrap_or("")
+            )))
+        }
+    }
+
+    /// A JWT presented as `client_assertion`: signed by one of the principal's registered
+    /// certificates, or an external token from a trusted issuer matching one of its federated
+    /// credentials.
+    fn check_client_assertion(
+        &self,
+        principal: &PrincipalRecord,
+        assertion: &str,
+        endpoint_urls: &[String],
+    ) -> Result<(), OAuthError> {
+        let refused = |why: &str| {
+            OAuthError::invalid_client(format!(
+                "AADSTS700027: Client assertion failed signature or claim validation: {why}"
+            ))
+        };
+        let jwt = Jwt::parse(assertion).map_err(|e| refused(&e.to_string()))?;
+        let now = self.clock.now_unix();
+        let leeway = self.tokens.config.leeway_seconds;
+        let issuer = string_claim(jwt.claims(), "iss")
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(trusted) = self
+            .tokens
+            .config
+            .trusted_issuers
+            .iter()
+            .find(|t| t.issuer == issuer)
+        {
+            return self.check_federated(principal, &jwt, trusted, now);
+        }
+        let client_id = principal.app_id.as_deref().unwrap_or_default();
+        let header = jwt.header();
+        let certificate = principal
+            .certificates
+            .iter()
+            .find(|c| {
+                header.x5t_s256.as_deref() == Some(c.thumbprint_sha256.as_str())
+                    || header.x5t.as_deref() == Some(c.thumbprint_sha1.as_str())
+            })
+            .ok_or_else(|| {
+                OAuthError::invalid_client(
+                    "AADSTS700027: The certificate with the assertion's thumbprint is not \
+                     registered for the application.",
+                )
+            })?;
+        let key = VerifyingKey::from_certificate_der(&certificate.der)
+            .map_err(|e| refused(&e.to_string()))?;
+        jwt.verify(&key).map_err(|e| refused(&e.to_string()))?;
+        jwt.validate(&Validation {
+            issuers: vec![client_id.to_owned()],
+            audiences: endpoint_urls.to_vec(),
+            now,
+            leeway_seconds: leeway,
+            require_exp: true,
+        })
+        .map_err(|e| refused(&e.to_string()))?;
+        if string_claim(jwt.claims(), "sub") != Some(client_id) {
+            return Err(refused("the subject must be the client id"));
+        }
+        let exp = jwt.claims().get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if exp - now > MAX_ASSERTION_LIFETIME {
+            return Err(refused("the assertion is valid for too long"));
+        }
+        Ok(())
+    }
+
+    fn check_federated(
+        &self,
+        principal: &PrincipalRecord,
+        jwt: &Jwt,
+        trusted: &TrustedIssuer,
+        now: i64,
+    ) -> Result<(), OAuthError> {
+        let refused = |why: &str| {
+            OAuthError::invalid_client(format!(
+                "AADSTS700211: The federated token could not be validated: {why}"
+            ))
+        };
+        let kid = jwt.header().kid.as_deref();
+        let candidates: Vec<&Jwk> = trusted
+            .keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+            .collect();
+        let verified = candidates
+            .iter()
+            .any(|jwk| VerifyingKey::from_jwk(jwk).is_ok_and(|key| jwt.verify(&key).is_ok()));
+        if !verified {
+            return Err(refused("no key of the issuer verifies its signature"));
+        }
+        jwt.validate(&Validation {
+            issuers: vec![trusted.issuer.clone()],
+            audiences: trusted.audiences.clone(),
+            now,
+            leeway_seconds: self.tokens.config.leeway_seconds,
+            require_exp: true,
+        })
+        .map_err(|e| refused(&e.to_string()))?;
+        let subject = string_claim(jwt.claims(), "sub").unwrap_or_default();
+        let audiences: Vec<&str> = match jwt.claims().get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let matched = principal.federated.iter().any(|f| {
+            f.issuer == trusted.issuer
+                && f.subject == subject
+                && f.audiences.iter().any(|a| audiences.contains(&a.as_str()))
+        });
+        if matched {
+            Ok(())
+        } else {
+            Err(OAuthError::invalid_client(format!(
+                "AADSTS70021: No matching federated identity record found for presented \
+                 assertion. Assertion issuer: '{}'. Assertion subject: '{}'.",
+                trusted.issuer,
+                coffer_types::error::quote_user_text(subject)
+            )))
+        }
+    }
+
+    /// A token for a managed identity, for a workload on this node. The caller (the node's
+    /// managed-identity endpoint) has already checked that the workload may ask.
+    pub async fn issue_managed_identity_token(
+        &self,
+        client_id: &str,
+        resource: Option<&str>,
+    ) -> Result<IssuedToken, OAuthError> {
+        let audience = self.audience_for(resource)?;
+        self.read_point(Consistency::Linearizable)
+            .await
+            .map_err(OAuthError::from_error)?;
+        let principal = self
+            .store
+            .principal_by_app(client_id)
+            .map_err(|e| OAuthError::from_error(e.into()))?
+            .filter(|p| p.kind == PrincipalKind::ManagedIdentity)
+            .ok_or_else(|| {
+                OAuthError::new(
+                    400,
+                    "invalid_request",
+                    "Identity not found: the managed identity has not been assigned to this node.",
+                )
+            })?;
+        self.sign_token(&principal, &audience)
+            .map_err(OAuthError::from_error)
+    }
+
+    /// Verifies a bearer token and finds its caller.
+    pub fn verify_token(&self, token: &str) -> Result<Caller, Error> {
+        let hash = TokenHash::of(token);
+        let now = self.clock.now_unix();
+        let cached = lock(&self.tokens.verified)
+            .get(&hash)
+            .filter(|c| c.valid_until > now)
+            .map(|c| (c.object_id.clone(), c.tenant.clone()));
+        let (object_id, tenant) = match cached {
+            Some(found) => found,
+            None => {
+                let (object_id, tenant, valid_until) = self.verify_uncached(token, now)?;
+                let mut cache = lock(&self.tokens.verified);
+                if cache.len() >= MAX_CACHED_TOKENS {
+                    cache.retain(|_, c| c.valid_until > now);
+                    if cache.len() >= MAX_CACHED_TOKENS {
+                        cache.clear();
+                    }
+                }
+                cache.insert(
+                    hash,
+                    CachedToken {
+                        object_id: object_id.clone(),
+                        tenant: tenant.clone(),
+                        valid_until,
+                    },
+                );
+                (object_id, tenant)
+            }
+        };
+        let principal = self
+            .store
+            .principal(&object_id)?
+            .filter(|p| p.tenant == tenant)
+            .ok_or_else(|| {
+                unauthorized("The principal this token was issued to no longer exists.")
+            })?;
+        Ok(Caller {
+            id: principal.object_id,
+            kind: CallerKind::Principal(principal.kind),
+            issuer: Some(self.issuer(&tenant)),
+            tenant: Some(tenant),
+            app_id: principal.app_id,
+            groups: principal.member_of,
+        })
+    }
+
+    /// Checks signature and claims; returns the object id, tenant and until when the result
+    /// may be reused.
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<(String, String, i64), Error> {
+        let invalid = || unauthorized("The access token is invalid.");
+        let jwt = Jwt::parse(token).map_err(|_| invalid())?;
+        let kid = jwt.header().kid.as_deref().ok_or_else(invalid)?;
+        let record = self
+            .store
+            .signing_keys()?
+            .into_iter()
+            .find(|k| k.kid == kid && k.retire_at.is_none_or(|at| at > now))
+            .ok_or_else(|| unauthorized("The access token is signed by an unknown key."))?;
+        let jwk: Jwk = serde_json::from_str(&record.public_jwk)
+            .map_err(|e| Error::internal(format!("stored signing key: {e}")))?;
+        let key = VerifyingKey::from_jwk(&jwk).map_err(|e| Error::internal(e.to_string()))?;
+        jwt.verify(&key).map_err(|_| invalid())?;
+        let tenant = string_claim(jwt.claims(), "tid")
+            .filter(|t| coffer_types::identity::validate_tenant_id(t).is_ok())
+            .ok_or_else(invalid)?
+            .to_owned();
+        let leeway = self.tokens.config.leeway_seconds;
+        jwt.validate(&Validation {
+            issuers: vec![self.issuer(&tenant)],
+            audiences: self.tokens.config.audiences.clone(),
+            now,
+            leeway_seconds: leeway,
+            require_exp: true,
+        })
+        .map_err(|e| unauthorized(&format!("The access token is not accepted: {e}.")))?;
+        let object_id = string_claim(jwt.claims(), "oid")
+            .ok_or_else(invalid)?
+            .to_owned();
+        let exp = jwt
+            .claims()
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or_else(invalid)?;
+        let valid_until = record
+            .retire_at
+            .map_or(exp + leeway, |at| at.min(exp + leeway));
+        Ok((object_id, tenant, valid_until))
+    }
+}
+
+impl crate::Authenticator for Service {
+    fn authenticate(&self, bearer: Option<&str>) -> Result<Caller, Error> {
+        let Some(token) = bearer else {
+            return Err(Error::unauthorized(
+                "Request is missing a Bearer or PoP token.",
+            ));
+        };
+        if token.starts_with(coffer_crypto::TOKEN_PREFIX) {
+            return match &self.tokens.config.bootstrap_token {
+                Some(hash) if hash.matches(token) => Ok(Caller::bootstrap()),
+                _ => Err(Error::unauthorized("The bearer token is not valid.")),
+            };
+        }
+        self.verify_token(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_audiences() {
+        assert_eq!(
+            requested_audience("https://vault.coffer.localhost:8443/.default").as_deref(),
+            Some("https://vault.coffer.localhost:8443")
+        );
+        assert_eq!(
+            requested_audience("openid offline_access https://vault.azure.net/.default").as_deref(),
+            Some("https://vault.azure.net")
+        );
+        assert_eq!(requested_audience("openid profile"), None);
+    }
+}

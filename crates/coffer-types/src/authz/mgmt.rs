@@ -1,0 +1,37 @@
+//! The management (control-plane) actions Coffer checks, with Azure's names where Azure has
+//! the operation. Identities and the cluster itself have no Azure RBAC equivalent (Entra and
+//! Azure's own fabric manage those), so they get Coffer's own `Coffer/` namespace, which no
+//! Azure role pattern except `*` and `*/read` matches.
+
+pub const VAULT_READ: &str = "Microsoft.KeyVault/vaults/read";
+pub const VAULT_WRITE: &str = "Microsoft.KeyVault/vaults/write";
+pub const VAULT_DELETE: &str = "Microsoft.KeyVault/vaults/delete";
+pub const ACCESS_POLICY_WRITE: &str = "Microsoft.KeyVault/vaults/accessPolicies/write";
+pub const ROLE_ASSIGNMENT_READ: &str = "Microsoft.Authorization/roleAssignments/read";
+pub const ROLE_ASSIGNMENT_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
+pub const ROLE_ASSIGNMENT_DELETE: &str = "Microsoft.Authorization/roleAssignments/delete";
+pub const ROLE_DEFINITION_READ: &str = "Microsoft.Authorization/roleDefinitions/read";
+pub const ROLE_DEFINITION_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
+pub const ROLE_DEFINITION_DELETE: &str = "Microsoft.Authorization/roleDefinitions/delete";
+pub const IDENTITY_READ: &str = "Coffer/identity/read";
+pub const IDENTITY_WRITE: &str = "Coffer/identity/write";
+pub const CLUSTER_READ: &str = "Coffer/cluster/read";
+pub const CLUSTER_WRITE: &str = "Coffer/cluster/write";
+
+/// Every action above, for test matrices.
+pub const ALL: &[&str] = &[
+    VAULT_READ,
+    VAULT_WRITE,
+    VAULT_DELETE,
+    ACCESS_POLICY_WRITE,
+    ROLE_ASSIGNMENT_READ,
+    ROLE_ASSIGNMENT_WRITE,
+    ROLE_ASSIGNMENT_DELETE,
+    ROLE_DEFINITION_READ,
+    ROLE_DEFINITION_WRITE,
+    ROLE_DEFINITION_DELETE,
+    IDENTITY_READ,
+    IDENTITY_WRITE,
+    CLUSTER_READ,
+    CLUSTER_WRITE,
+];
