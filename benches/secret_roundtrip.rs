@@ -4,6 +4,11 @@
 //! loopback port; the client is one tonic channel, requests one at a time (latency, not
 //! throughput).
 //!
+//! `secret_get_1k` authenticates with the bootstrap token (one SHA-256 compare, no roles);
+//! `secret_get_1k_access_token` with an access token of the dev administrator from the token
+//! endpoint: the verified-token cache, the principal and role-assignment reads and the RBAC
+//! decision are all on its path.
+//!
 //! Run: `cargo bench --profile dev --bench secret_roundtrip`
 
 #![allow(clippy::expect_used)] // a benchmark that cannot set up should stop loudly
@@ -23,6 +28,7 @@ struct Server {
     addr: String,
     token: String,
     ca: Vec<u8>,
+    env: String,
 }
 
 impl Drop for Server {
@@ -67,7 +73,65 @@ fn start_server() -> Server {
         addr,
         token,
         ca,
+        env,
     }
+}
+
+fn env_value(env: &str, key: &str) -> String {
+    env.lines()
+        .find_map(|l| l.strip_prefix(&format!("export {key}=")))
+        .unwrap_or_else(|| panic!("{key} in dev.env"))
+        .to_owned()
+}
+
+/// An access token of the dev administrator, from the node's token endpoint (client
+/// credentials over HTTPS, as any SDK would ask for it).
+fn access_token(server: &Server) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let tenant = env_value(&server.env, "COFFER_TENANT");
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        env_value(&server.env, "COFFER_CLIENT_ID"),
+        env_value(&server.env, "COFFER_CLIENT_SECRET")
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls_pki_types::CertificateDer::pem_slice_iter(&server.ca)
+        .next()
+        .expect("a CA certificate")
+        .expect("CA PEM");
+    roots.add(ca).expect("CA");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS");
+    let tcp = std::net::TcpStream::connect(&server.addr).expect("connect");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "POST /{tenant}/oauth2/v2.0/token HTTP/1.1\r\nHost: {}\r\nContent-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        server.addr,
+        form.len()
+    )
+    .expect("request");
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(body).expect("token response JSON");
+    json["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
 }
 
 fn with_auth<T>(token: &str, body: T) -> tonic::Request<T> {
@@ -144,6 +208,22 @@ fn roundtrip(c: &mut Criterion) {
             let mut client = secrets.clone();
             let request = with_auth(
                 &token,
+                GetSecretRequest {
+                    vault: "bench-kv".into(),
+                    name: "bench-get".into(),
+                    version: String::new(),
+                },
+            );
+            async move { client.get_secret(request).await.expect("get") }
+        })
+    });
+
+    let access = access_token(&server);
+    c.bench_function("secret_get_1k_access_token", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut client = secrets.clone();
+            let request = with_auth(
+                &access,
                 GetSecretRequest {
                     vault: "bench-kv".into(),
                     name: "bench-get".into(),

@@ -191,6 +191,75 @@ mod tests {
         }
     }
 
+    fn words(line: &str) -> Vec<&str> {
+        line.split_whitespace().collect()
+    }
+
+    #[test]
+    fn identity_command_lines_parse() {
+        let lines = [
+            "coffer login --tenant t --client-id c --secret-file f",
+            "coffer login --tenant t --client-id c --cert c.pem --key k.pem --addr https://h:1",
+            "coffer logout",
+            "coffer identity tenant create --id contoso --display-name Contoso",
+            "coffer identity tenant list -o json",
+            "coffer identity principal create --tenant t --type service-principal --display-name a --client-id c",
+            "coffer identity principal create --tenant t --type managed-identity --display-name a",
+            "coffer identity principal create --tenant t --type user --display-name a",
+            "coffer identity principal create --tenant t --type group --display-name a",
+            "coffer identity principal show --id x",
+            "coffer identity principal list",
+            "coffer identity principal list --tenant t",
+            "coffer identity principal delete --id x",
+            "coffer identity credential add --principal p --secret",
+            "coffer identity credential add --principal p --secret --expires 2030-01-31T12:00:00Z --query password",
+            "coffer identity credential add --principal p --cert c.pem",
+            "coffer identity credential add --principal p --federated --name n --issuer https://i --subject s --audience a1 --audience a2",
+            "coffer identity credential remove --principal p --credential c",
+            "coffer identity group add-member --group g --member m",
+            "coffer identity group remove-member --group g --member m",
+            "coffer identity signing-key rotate",
+            "coffer role definition list",
+            "coffer role definition create --file role.json",
+            "coffer role definition delete --id r",
+            "coffer role assignment create --assignee a --role Reader --scope /vaults/kv",
+            "coffer role assignment delete --id x",
+            "coffer role assignment list",
+            "coffer role assignment list --scope / --assignee a",
+            "coffer policy set --vault kv --object-id o --secret-permissions get list",
+            "coffer policy set --name kv --object-id o --key-permissions get --certificate-permissions list --storage-permissions get",
+            "coffer policy set --vault kv --object-id o --secret-permissions",
+            "coffer policy delete --vault kv --object-id o",
+            "coffer policy list --vault kv -o json",
+        ];
+        for line in lines {
+            if let Err(err) = Cli::try_parse_from(words(line)) {
+                panic!("{line:?} did not parse: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn identity_misuse_is_a_usage_error() {
+        let bad = [
+            // No credential, both credentials, a certificate without its key.
+            "coffer login --tenant t --client-id c",
+            "coffer login --tenant t --client-id c --secret-file f --cert c --key k",
+            "coffer login --tenant t --client-id c --cert c.pem",
+            "coffer login --tenant t --client-id c --key k.pem",
+            // Secrets never come from flags.
+            "coffer login --tenant t --client-id c --client-secret s",
+            "coffer identity principal create --tenant t --type robot --display-name a",
+            "coffer identity credential add --principal p",
+            "coffer identity credential add --principal p --secret --cert c.pem",
+            "coffer role assignment create --assignee a --role Reader",
+            "coffer policy set --vault kv --object-id o",
+        ];
+        for line in bad {
+            assert!(Cli::try_parse_from(words(line)).is_err(), "{line:?} parsed");
+        }
+    }
+
     #[test]
     fn misuse_is_a_usage_error() {
         let bad: &[&[&str]] = &[

@@ -1,13 +1,24 @@
-//! The client half of the binary: `coffer vault ...` and `coffer secret ...`.
+//! The client half of the binary: `coffer vault ...`, `coffer secret ...`, `coffer login`,
+//! `coffer identity ...`, `coffer role ...`, `coffer policy ...`, `coffer operator ...`.
 //!
-//! Each command connects with [`ConnectOptions`] taken from the environment (`COFFER_ADDR`,
-//! `COFFER_TOKEN`, `COFFER_CA_CERT`, the first two overridable by `--addr` and `--ca-cert`),
-//! makes its calls through `coffer-client`, and prints the result in the JSON shape `az keyvault`
-//! uses or as an aligned table. The token is read from the environment only and never printed.
+//! Each command connects with [`ConnectOptions`] taken from the environment (`COFFER_ADDR` and
+//! `COFFER_CA_CERT`, overridable by `--addr` and `--ca-cert`) and authenticates with the first
+//! credential found: `COFFER_TOKEN`, the client secret of `COFFER_TENANT`, `COFFER_CLIENT_ID`
+//! and `COFFER_CLIENT_SECRET`, or the token `coffer login` saved. It makes its calls through
+//! `coffer-client`, and prints the result in the JSON shape `az` uses or as an aligned table.
+//! Credentials are read from the environment and files only and are never printed, except a
+//! newly generated client secret, which is shown once as `az` shows it.
 
 mod args;
+mod assertion;
+mod identity;
+mod identity_view;
+mod login;
 mod operator;
 mod output;
+mod policy;
+mod role;
+mod role_view;
 mod secret;
 mod secret_view;
 mod vault;
@@ -27,6 +38,16 @@ pub enum ClientCommand {
     Vault(vault::VaultArgs),
     /// Manage secrets in a vault.
     Secret(secret::SecretArgs),
+    /// Sign in as a service principal; later commands use the saved token.
+    Login(login::LoginArgs),
+    /// Remove the token `coffer login` saved.
+    Logout(login::LogoutArgs),
+    /// Manage tenants, principals, credentials and groups.
+    Identity(identity::IdentityArgs),
+    /// Manage role definitions and role assignments (RBAC).
+    Role(role::RoleArgs),
+    /// Manage a vault's access policies (the model used when RBAC is off).
+    Policy(policy::PolicyArgs),
     /// Operate the cluster: membership, snapshots, node certificates.
     Operator(operator::OperatorArgs),
 }
@@ -54,8 +75,8 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// Connects to the node. The token comes only from `COFFER_TOKEN`: a flag would leave it in
-    /// shell history and in every process listing.
+    /// Connects to the node. Credentials come only from the environment or the saved login: a
+    /// flag would leave them in shell history and in every process listing.
     async fn connect(&self) -> Result<CofferClient, CliError> {
         let options = ConnectOptions::from_env_with(self.addr.clone(), self.ca_cert.clone())?;
         Ok(CofferClient::connect(options).await?)
@@ -67,6 +88,11 @@ pub async fn run(command: ClientCommand) -> Result<(), CliError> {
     match command {
         ClientCommand::Vault(args) => vault::run(args).await,
         ClientCommand::Secret(args) => secret::run(args).await,
+        ClientCommand::Login(args) => login::login(args).await,
+        ClientCommand::Logout(args) => login::logout(args),
+        ClientCommand::Identity(args) => identity::run(args).await,
+        ClientCommand::Role(args) => role::run(args).await,
+        ClientCommand::Policy(args) => policy::run(args).await,
         ClientCommand::Operator(args) => operator::run(args).await,
     }
 }
@@ -86,6 +112,14 @@ impl CliError {
         Self::Local {
             code: "BadParameter",
             message: message.into(),
+        }
+    }
+
+    /// A local file that cannot be read or written.
+    fn file(path: &std::path::Path, err: impl fmt::Display) -> Self {
+        Self::Local {
+            code: "FileError",
+            message: format!("{}: {err}", path.display()),
         }
     }
 }

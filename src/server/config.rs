@@ -128,6 +128,8 @@ pub struct IdentityConfig {
     /// External OIDC issuers whose tokens are exchanged (workload identity federation).
     pub trusted_issuer: Vec<TrustedIssuerConfig>,
     pub managed_identity: Option<ManagedIdentityConfig>,
+    /// The tenant named by the `WWW-Authenticate` challenge of a 401 (default: `common`).
+    pub default_tenant: Option<String>,
 }
 
 impl Default for IdentityConfig {
@@ -138,6 +140,7 @@ impl Default for IdentityConfig {
             token_lifetime_seconds: 3_600,
             trusted_issuer: Vec::new(),
             managed_identity: None,
+            default_tenant: None,
         }
     }
 }

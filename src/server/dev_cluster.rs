@@ -252,6 +252,12 @@ root-key-file = "{root_key}"
 [auth]
 admin-token-sha256-file = "{token_hash}"
 
+# One issuer and one set of audiences for the whole cluster, so that a token from any node
+# works on every node.
+[identity]
+issuer-url = "https://{issuer}"
+audiences = [{audiences}]
+
 [raft]
 snapshot-every = {snapshot_every}
 
@@ -277,6 +283,15 @@ profile = "{profile}"
             server_key = abs(&files.server_key)?,
             root_key = abs(&files.root_key)?,
             token_hash = abs(&files.token_hash)?,
+            issuer = nodes
+                .first()
+                .map(|n| n.client.to_string())
+                .unwrap_or_default(),
+            audiences = nodes
+                .iter()
+                .map(|n| format!("\"https://{DEV_DNS_SUFFIX}:{}\"", n.client.port()))
+                .collect::<Vec<_>>()
+                .join(", "),
             snapshot_every = args.snapshot_every,
             cluster = node.cluster,
             ca = abs(&ca_cert)?,

@@ -65,6 +65,11 @@ struct Settings {
     cluster: Option<ClusterSettings>,
 }
 
+/// Token signing keys are rotated after this many seconds (30 days)...
+const SIGNING_KEY_MAX_AGE: i64 = 30 * 24 * 3_600;
+/// ...checked this often by the leader.
+const SIGNING_KEY_CHECK: std::time::Duration = std::time::Duration::from_secs(3_600);
+
 /// How the node issues tokens, before the listener's address is known.
 #[derive(Default)]
 struct IdentitySettings {
@@ -73,6 +78,7 @@ struct IdentitySettings {
     token_lifetime_seconds: i64,
     trusted_issuers: Vec<coffer_service::TrustedIssuer>,
     managed_identity: Option<ManagedIdentitySettings>,
+    default_tenant: Option<String>,
 }
 
 /// The managed-identity endpoint of a node.
@@ -156,11 +162,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         identity,
     );
     {
-        // Every node makes sure a signing key exists; the first proposal wins.
+        // Every node makes sure a signing key exists; the first proposal wins. After that the
+        // leader rotates the key when it is older than SIGNING_KEY_MAX_AGE.
         let service = service.clone();
         tokio::spawn(async move {
             if let Err(e) = dev_identity::ensure_signing_key(&service).await {
                 tracing::error!(error = %e, "no token signing key");
+            }
+            let mut tick = tokio::time::interval(SIGNING_KEY_CHECK);
+            loop {
+                tick.tick().await;
+                if !service.store().status().is_leader {
+                    continue;
+                }
+                match service.rotate_signing_key_if_due(SIGNING_KEY_MAX_AGE).await {
+                    Ok(Some(kid)) => tracing::info!(kid = %kid, "token signing key rotated"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "signing key rotation failed"),
+                }
             }
         });
     }
@@ -325,6 +344,7 @@ fn dev_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         token_hash: Some(token_hash),
         identity: IdentitySettings {
             token_lifetime_seconds: 3_600,
+            default_tenant: Some(dev_identity::DEV_TENANT.to_owned()),
             ..IdentitySettings::default()
         },
         audit_file: files.audit.clone(),
@@ -432,6 +452,7 @@ fn identity_settings(c: &config::IdentityConfig) -> anyhow::Result<IdentitySetti
         token_lifetime_seconds: c.token_lifetime_seconds,
         trusted_issuers,
         managed_identity,
+        default_tenant: c.default_tenant.clone(),
     })
 }
 
@@ -456,6 +477,7 @@ fn identity_config(settings: &Settings, local: SocketAddr, dns_suffix: &str) -> 
         leeway_seconds: 60,
         trusted_issuers: settings.identity.trusted_issuers.clone(),
         bootstrap_token: settings.token_hash.clone(),
+        default_tenant: settings.identity.default_tenant.clone(),
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use coffer_proto::v1::authorization_service_client::AuthorizationServiceClient;
+use coffer_proto::v1::identity_service_client::IdentityServiceClient;
 use coffer_proto::v1::operator_service_client::OperatorServiceClient;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use coffer_proto::v1::vault_service_client::VaultServiceClient;
@@ -19,16 +21,14 @@ use coffer_proto::v1::{
     RestoreSnapshotResponse, SaveSnapshotRequest, SnapshotData, TakeSnapshotRequest,
     TransferLeaderRequest,
 };
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use tonic::Status;
-use tonic::codegen::http::Uri;
 use tonic::metadata::MetadataMap;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
+use crate::auth::{BearerAuth, Refresher};
+use crate::options::Credential;
+use crate::tls::{check_ca_pem, invalid_addr, split_addrs, tls_host};
 use crate::{ClientError, ConnectOptions};
 
 /// How long to wait for TCP + TLS before giving up on a node; a CLI should fail fast rather
@@ -47,10 +47,12 @@ const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The stubs of one node.
 #[derive(Clone)]
-struct Node {
-    vaults: VaultServiceClient<Transport>,
-    secrets: SecretServiceClient<Transport>,
-    operator: OperatorServiceClient<Transport>,
+pub(crate) struct Node {
+    pub(crate) vaults: VaultServiceClient<Transport>,
+    pub(crate) secrets: SecretServiceClient<Transport>,
+    pub(crate) operator: OperatorServiceClient<Transport>,
+    pub(crate) identity: IdentityServiceClient<Transport>,
+    pub(crate) authorization: AuthorizationServiceClient<Transport>,
 }
 
 /// A connected client. Cheap to clone; clones share the connections.
@@ -68,6 +70,9 @@ pub struct CofferClient {
     max_staleness: Option<Duration>,
     /// How long one logical call keeps failing over.
     failover_deadline: Duration,
+    /// `Some` when the client authenticates with a client secret: renews the token before it
+    /// expires.
+    refresher: Option<Arc<Refresher>>,
 }
 
 impl fmt::Debug for CofferClient {
@@ -101,16 +106,10 @@ impl CofferClient {
         let ConnectOptions {
             addr,
             ca_cert_pem,
-            token,
+            credential,
         } = options;
         check_ca_pem(&ca_cert_pem)?;
-        let auth = BearerAuth::new(token.expose())?;
-        let addrs: Vec<String> = addr
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let addrs = split_addrs(&addr);
         if addrs.is_empty() {
             return Err(invalid_addr(&addr, "no address given"));
         }
@@ -127,6 +126,25 @@ impl CofferClient {
                 .map_err(|err| ClientError::connect(addr, &err))?;
             endpoints.push(endpoint);
         }
+        // Only addresses that parse are sent the client secret.
+        let (auth, refresher) = match credential {
+            Credential::Bearer(token) => (BearerAuth::new(token.expose())?, None),
+            Credential::ClientSecret {
+                tenant,
+                client_id,
+                secret,
+            } => {
+                let refresher = Refresher::start(
+                    addrs.clone(),
+                    ca_cert_pem.clone(),
+                    tenant,
+                    client_id,
+                    secret,
+                )
+                .await?;
+                (refresher.auth(), Some(Arc::new(refresher)))
+            }
+        };
         // One node must answer now, so that a wrong address or CA fails here, not on first use.
         let mut first_error = None;
         let mut live = None;
@@ -156,6 +174,14 @@ impl CofferClient {
                 Node {
                     vaults: VaultServiceClient::with_interceptor(channel.clone(), auth.clone()),
                     secrets: SecretServiceClient::with_interceptor(channel.clone(), auth.clone()),
+                    identity: IdentityServiceClient::with_interceptor(
+                        channel.clone(),
+                        auth.clone(),
+                    ),
+                    authorization: AuthorizationServiceClient::with_interceptor(
+                        channel.clone(),
+                        auth.clone(),
+                    ),
                     operator: OperatorServiceClient::with_interceptor(channel, auth.clone())
                         .max_decoding_message_size(64 * 1024 * 1024),
                 }
@@ -166,6 +192,7 @@ impl CofferClient {
             preferred: Arc::new(AtomicUsize::new(live_index)),
             max_staleness: None,
             failover_deadline: FAILOVER_DEADLINE,
+            refresher,
         })
     }
 
@@ -183,12 +210,21 @@ impl CofferClient {
         self
     }
 
+    /// Renews a client-secret token that is about to expire; nothing for a bearer token.
+    async fn fresh_token(&self) -> Result<(), ClientError> {
+        match &self.refresher {
+            Some(refresher) => refresher.ensure_fresh().await,
+            None => Ok(()),
+        }
+    }
+
     /// Runs one logical call, moving to the next node on a retryable failure.
-    async fn call<T, F, Fut>(&self, send: F) -> Result<T, ClientError>
+    pub(crate) async fn call<T, F, Fut>(&self, send: F) -> Result<T, ClientError>
     where
         F: Fn(Node, MetadataMap) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        self.fresh_token().await?;
         let mut metadata = MetadataMap::new();
         if let Ok(id) = new_request_id().parse() {
             metadata.insert("x-ms-client-request-id", id);
@@ -368,6 +404,7 @@ impl CofferClient {
 
     /// The identity of the node at the first address (not failed over: it asks one node).
     pub async fn node_info(&self) -> Result<Peer, ClientError> {
+        self.fresh_token().await?;
         let mut node = self.nodes[0].clone();
         Ok(node
             .operator
@@ -470,7 +507,7 @@ impl CofferClient {
     }
 }
 
-fn with_meta<T>(message: T, metadata: MetadataMap) -> tonic::Request<T> {
+pub(crate) fn with_meta<T>(message: T, metadata: MetadataMap) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     *request.metadata_mut() = metadata;
     request
@@ -497,7 +534,7 @@ fn new_request_id() -> String {
 
 /// Page-token bookkeeping shared by the list methods.
 #[derive(Default)]
-struct Pager {
+pub(crate) struct Pager {
     /// Token for the next request; `None` once the last page has been read.
     next: Option<String>,
     started: bool,
@@ -506,7 +543,7 @@ struct Pager {
 
 impl Pager {
     /// The page token to send next, or `None` when done.
-    fn next_request(&mut self) -> Result<Option<String>, ClientError> {
+    pub(crate) fn next_request(&mut self) -> Result<Option<String>, ClientError> {
         if !self.started {
             self.started = true;
             return Ok(Some(String::new()));
@@ -520,94 +557,10 @@ impl Pager {
         Ok(self.next.take())
     }
 
-    fn record(&mut self, next_page_token: String) {
+    pub(crate) fn record(&mut self, next_page_token: String) {
         // An empty token marks the last page.
         self.next = Some(next_page_token).filter(|token| !token.is_empty());
     }
-}
-
-/// Adds `authorization: Bearer <token>` to every request.
-#[derive(Clone)]
-struct BearerAuth {
-    header: MetadataValue<Ascii>,
-}
-
-impl BearerAuth {
-    fn new(token: &str) -> Result<Self, ClientError> {
-        // The error deliberately omits the token (and the parser's message, which could quote
-        // it).
-        let mut header: MetadataValue<Ascii> =
-            format!("Bearer {token}")
-                .parse()
-                .map_err(|_| ClientError::InvalidConfiguration {
-                    message: "the access token contains characters not allowed in a header"
-                        .to_owned(),
-                })?;
-        // Marks the value so that HTTP/2 HPACK never adds it to the dynamic table and http's
-        // Debug prints "Sensitive" rather than the token.
-        header.set_sensitive(true);
-        Ok(Self { header })
-    }
-}
-
-impl fmt::Debug for BearerAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BearerAuth(<redacted>)")
-    }
-}
-
-impl Interceptor for BearerAuth {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.header.clone());
-        Ok(request)
-    }
-}
-
-/// The host of `https://host:port`, without IPv6 brackets, as the TLS server name.
-fn tls_host(addr: &str) -> Result<String, ClientError> {
-    let uri: Uri = addr
-        .parse()
-        .map_err(|err: tonic::codegen::http::uri::InvalidUri| {
-            invalid_addr(addr, &err.to_string())
-        })?;
-    // Plain http would send the bearer token in clear text.
-    if uri.scheme_str() != Some("https") {
-        return Err(invalid_addr(addr, "the scheme must be https"));
-    }
-    let host = uri
-        .host()
-        .filter(|host| !host.is_empty())
-        .ok_or_else(|| invalid_addr(addr, "no host"))?;
-    Ok(host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned())
-}
-
-fn invalid_addr(addr: &str, reason: &str) -> ClientError {
-    ClientError::InvalidConfiguration {
-        message: format!("invalid address {addr:?} (expected https://host:port): {reason}"),
-    }
-}
-
-/// Rejects a CA file without any certificate up front: tonic would silently skip it and every
-/// handshake would then fail with a less helpful "unknown issuer".
-fn check_ca_pem(pem: &[u8]) -> Result<(), ClientError> {
-    let mut count = 0usize;
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        cert.map_err(|err| ClientError::InvalidConfiguration {
-            message: format!("the CA certificate file is not valid PEM: {err}"),
-        })?;
-        count += 1;
-    }
-    if count == 0 {
-        return Err(ClientError::InvalidConfiguration {
-            message: "the CA certificate file contains no PEM certificate".to_owned(),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -615,50 +568,6 @@ fn check_ca_pem(pem: &[u8]) -> Result<(), ClientError> {
 mod tests {
     use super::*;
     use crate::Token;
-
-    #[test]
-    fn tls_host_from_address() {
-        assert_eq!(tls_host("https://localhost:8443").unwrap(), "localhost");
-        assert_eq!(tls_host("https://127.0.0.1:8443").unwrap(), "127.0.0.1");
-        assert_eq!(tls_host("https://[::1]:8443").unwrap(), "::1");
-        assert_eq!(tls_host("https://node1.example").unwrap(), "node1.example");
-    }
-
-    #[test]
-    fn tls_host_rejects_plain_http_and_garbage() {
-        for addr in [
-            "http://127.0.0.1:8443",
-            "127.0.0.1:8443",
-            "https://",
-            "not a uri",
-        ] {
-            let err = tls_host(addr).unwrap_err();
-            assert_eq!(err.code(), "InvalidConfiguration", "{addr}: {err}");
-        }
-    }
-
-    #[test]
-    fn ca_pem_must_hold_a_certificate() {
-        assert!(check_ca_pem(b"").is_err());
-        assert!(check_ca_pem(b"hello").is_err());
-    }
-
-    #[test]
-    fn bearer_header_and_debug() {
-        let mut auth = BearerAuth::new("tok3n-value").unwrap();
-        assert!(!format!("{auth:?}").contains("tok3n"));
-        let request = auth.call(tonic::Request::new(())).unwrap();
-        let value = request.metadata().get("authorization").unwrap();
-        assert_eq!(value.to_str().unwrap(), "Bearer tok3n-value");
-        assert!(value.is_sensitive());
-        assert!(!format!("{value:?}").contains("tok3n"));
-    }
-
-    #[test]
-    fn bearer_rejects_header_breaking_tokens_without_echoing_them() {
-        let err = BearerAuth::new("bad\ntok3n").unwrap_err();
-        assert!(!err.to_string().contains("tok3n"));
-    }
 
     #[test]
     fn pager_follows_tokens_until_empty() {
@@ -692,11 +601,11 @@ mod tests {
     async fn connect_refused_is_a_connection_error() {
         // Port 1 on loopback is essentially never listening.
         let ca = "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n";
-        let options = ConnectOptions {
-            addr: "https://127.0.0.1:1".to_owned(),
-            ca_cert_pem: ca.as_bytes().to_vec(),
-            token: Token::new("t".to_owned()),
-        };
+        let options = ConnectOptions::new(
+            "https://127.0.0.1:1",
+            ca.as_bytes(),
+            Token::new("t".to_owned()),
+        );
         let err = CofferClient::connect(options).await.unwrap_err();
         assert_eq!(err.code(), "ConnectionFailed", "{err}");
         assert!(!err.to_string().contains('\n'));

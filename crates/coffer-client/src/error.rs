@@ -23,6 +23,13 @@ pub enum ClientError {
         /// The variable's name.
         var: &'static str,
     },
+    /// The environment holds no credential, and the token `coffer login` saved cannot be used
+    /// (it has expired, or it was obtained from other nodes).
+    #[error("(MissingConfiguration) environment variable COFFER_TOKEN is not set, and {reason}")]
+    NoUsableLogin {
+        /// Why the saved token is not used; never the token.
+        reason: String,
+    },
     /// The CA certificate file could not be read.
     #[error("(InvalidConfiguration) cannot read CA certificate {}: {source}", path.display())]
     ReadCaCert {
@@ -51,6 +58,16 @@ pub enum ClientError {
         /// What was wrong with the answer.
         message: String,
     },
+    /// The token endpoint refused to issue a token (RFC 6749 §5.2).
+    #[error("({error}) {description}")]
+    OAuth {
+        /// The OAuth error code, e.g. `invalid_client`, `unauthorized_client`, `invalid_scope`.
+        error: String,
+        /// The endpoint's explanation (`AADSTS…: …`, as Entra words it). It never holds the
+        /// client secret or assertion: the client does not put them in, and the server names
+        /// only the client id.
+        description: String,
+    },
     /// The server rejected the call.
     #[error("({code}) {message}")]
     Service {
@@ -67,10 +84,11 @@ impl ClientError {
     /// The stable error code, as shown between the parentheses of `Display`.
     pub fn code(&self) -> &str {
         match self {
-            Self::MissingEnv { .. } => "MissingConfiguration",
+            Self::MissingEnv { .. } | Self::NoUsableLogin { .. } => "MissingConfiguration",
             Self::ReadCaCert { .. } | Self::InvalidConfiguration { .. } => "InvalidConfiguration",
             Self::Connect { .. } => "ConnectionFailed",
             Self::InvalidResponse { .. } => "InvalidResponse",
+            Self::OAuth { error, .. } => error,
             Self::Service { code, .. } => code,
         }
     }
@@ -152,7 +170,7 @@ fn fallback_code(code: Code) -> &'static str {
 
 /// `err: source: source ...` on one line, dropping sources that repeat their parent's text.
 /// tonic's "transport error" wrapper says nothing the sources do not, so it is left out.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(err);
     while let Some(current) = next {

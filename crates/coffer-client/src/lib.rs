@@ -1,21 +1,40 @@
-//! Rust client library for Coffer's public gRPC API (`coffer.v1`).
+//! Rust client library for Coffer's public gRPC API (`coffer.v1`) and its OAuth 2.0 token
+//! endpoint.
 //!
 //! [`CofferClient`] holds one TLS channel to a Coffer node, verified against a single CA that the
 //! operator supplies (never the system roots: a Coffer deployment runs its own CA), and adds
-//! `authorization: Bearer <token>` to every call. List methods follow every page, so callers see
-//! complete results. Errors are [`ClientError`]; a server-side error carries the Azure Key Vault
-//! error code the server put in the status metadata.
+//! `authorization: Bearer <token>` to every call. The token is given ([`Credential::Bearer`]),
+//! or obtained with a service principal's client secret from the token endpoint
+//! ([`Credential::ClientSecret`], [`request_token`]) and renewed before it expires. List
+//! methods follow every page, so callers see complete results. Errors are [`ClientError`]; a
+//! server-side error carries the Azure Key Vault error code the server put in the status
+//! metadata, a token-endpoint refusal its OAuth error code.
 //!
-//! The access token lives in a zeroize-on-drop [`Token`] and no type in this crate prints it in
-//! `Debug` or `Display` output. This crate depends only on `coffer-proto` among Coffer's crates
-//! (never on server internals), so the client can be built and shipped on its own.
+//! Access tokens and client credentials live in zeroize-on-drop [`Token`]s and no type in this
+//! crate prints one in `Debug` or `Display` output. This crate depends only on `coffer-proto`
+//! among Coffer's crates (never on server internals), so the client can be built and shipped
+//! on its own.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod client;
 mod error;
+mod identity;
+mod login;
+mod oauth;
 mod options;
+mod pem;
+mod tls;
 
 pub use client::CofferClient;
 pub use coffer_proto::v1 as proto;
 pub use error::ClientError;
-pub use options::{ConnectOptions, ENV_ADDR, ENV_CA_CERT, ENV_TOKEN, Token};
+pub use identity::AddedCredential;
+pub use login::{ENV_CONFIG_DIR, SavedLogin};
+pub use oauth::{AccessToken, CLIENT_ASSERTION_TYPE, ClientAuth, request_token, token_endpoint};
+pub use options::{
+    ConnectOptions, Credential, ENV_ADDR, ENV_CA_CERT, ENV_CLIENT_ID, ENV_CLIENT_SECRET,
+    ENV_TENANT, ENV_TOKEN, Token,
+};
+pub use pem::pkcs8_private_key_from_pem;
+pub use tls::split_addrs;

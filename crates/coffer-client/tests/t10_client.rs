@@ -203,11 +203,7 @@ async fn start_server(pki: &Pki) -> SocketAddr {
 }
 
 fn options(addr: String, ca_pem: &str, token: &str) -> ConnectOptions {
-    ConnectOptions {
-        addr,
-        ca_cert_pem: ca_pem.as_bytes().to_vec(),
-        token: Token::new(token.to_owned()),
-    }
+    ConnectOptions::new(addr, ca_pem.as_bytes(), Token::new(token.to_owned()))
 }
 
 #[tokio::test]

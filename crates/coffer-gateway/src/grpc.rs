@@ -31,6 +31,18 @@ impl GrpcApi {
         Self { gateway, base }
     }
 
+    /// The bearer challenge sent with every 401, as Azure Key Vault sends it: where to get a
+    /// token (the issuer and tenant) and for which resource.
+    pub(crate) fn challenge(&self) -> String {
+        let identity = self.gateway.service.identity_config();
+        format!(
+            "Bearer authorization=\"{}/{}\", resource=\"https://{}\"",
+            identity.issuer_base,
+            identity.default_tenant.as_deref().unwrap_or("common"),
+            self.base.suffix
+        )
+    }
+
     pub(crate) async fn run<T, R, F, Fut>(
         &self,
         operation: &'static str,
@@ -86,7 +98,15 @@ impl GrpcApi {
                 }
                 Ok(response)
             }
-            Err(e) => Err(status_from(&e, &request_id)),
+            Err(e) => {
+                let mut status = status_from(&e, &request_id);
+                if e.code == coffer_types::ErrorCode::Unauthorized
+                    && let Ok(value) = self.challenge().parse()
+                {
+                    status.metadata_mut().insert("www-authenticate", value);
+                }
+                Err(status)
+            }
         }
     }
 }

@@ -11,6 +11,8 @@ use coffer_types::authz::{
     self, DataOperation, PermissionKind, RoleDefinition, Scope, access_denied_message,
     forbidden_by_rbac_message, rbac_allows, rbac_allows_assignment,
 };
+use std::sync::Arc;
+
 use coffer_types::{Error, ErrorCode, InnerCode, ObjectKind, VaultRecord};
 
 use crate::request::RequestContext;
@@ -56,7 +58,14 @@ impl Service {
         Ok(self.store.role_definition(id)?)
     }
 
-    pub(crate) fn grants(&self, caller: &Caller) -> Result<Grants, Error> {
+    /// The roles `caller` holds, directly and through its groups, as this node has applied
+    /// them (cached until the node applies an identity change).
+    pub(crate) fn grants(&self, caller: &Caller) -> Result<Arc<Grants>, Error> {
+        let epoch = self.store.identity_epoch();
+        let key = caller.object_ids().collect::<Vec<_>>().join(",");
+        if let Some(grants) = self.identity_cache.grants(epoch, &key) {
+            return Ok(grants);
+        }
         let mut grants = Vec::new();
         for object_id in caller.object_ids() {
             for assignment in self.store.role_assignments_of(object_id)? {
@@ -69,7 +78,9 @@ impl Service {
                 }
             }
         }
-        Ok(Grants(grants))
+        let grants = Arc::new(Grants(grants));
+        self.identity_cache.put_grants(epoch, &key, grants.clone());
+        Ok(grants)
     }
 
     /// Refuses a management `action` at `scope` unless RBAC grants it.
@@ -103,6 +114,17 @@ impl Service {
         let caller = ctx.caller();
         if caller.is_superuser() {
             return Ok(());
+        }
+        if let (Some(home), Some(theirs)) = (&vault.tenant_id, &caller.tenant)
+            && home != theirs
+        {
+            // A token of another tenant is not a credential for this vault at all: Azure
+            // answers 401 (AKV10032), not 403.
+            return Err(Error::unauthorized(format!(
+                "AKV10032: Invalid issuer. Expected one of {}, found {}.",
+                self.issuer(home),
+                caller.issuer.as_deref().unwrap_or("")
+            )));
         }
         let vault_key = vault.name.to_ascii_lowercase();
         let (kind, permission) = operation.access_policy_permission();

@@ -11,6 +11,7 @@
 mod auth;
 mod authz;
 mod identity;
+mod identity_cache;
 mod keys;
 mod operator;
 mod paging;
@@ -45,6 +46,7 @@ pub struct Service {
     store: Store,
     keys: Arc<keys::KeyCache>,
     tokens: Arc<tokens::Tokens>,
+    identity_cache: Arc<identity_cache::IdentityCache>,
     clock: Arc<dyn Clock>,
 }
 
@@ -59,6 +61,7 @@ impl Service {
             store,
             keys: Arc::new(keys::KeyCache::new(root)),
             tokens: Arc::new(tokens::Tokens::new(identity)),
+            identity_cache: Arc::default(),
             clock,
         }
     }

@@ -55,6 +55,9 @@ pub struct IdentityConfig {
     pub trusted_issuers: Vec<TrustedIssuer>,
     /// The bootstrap token's hash; `None` disables it.
     pub bootstrap_token: Option<TokenHash>,
+    /// The tenant that 401 challenges name when the request does not say which tenant it is
+    /// for; `None` names Entra's `common`.
+    pub default_tenant: Option<String>,
 }
 
 /// A freshly issued access token.
@@ -119,6 +122,9 @@ pub struct TokenGrant {
 struct CachedToken {
     object_id: String,
     tenant: String,
+    /// The token's validity (its time claims widened by the leeway, and cut short by its
+    /// signing key's retirement): outside it the token is verified again, and refused.
+    valid_from: i64,
     valid_until: i64,
 }
 
@@ -161,6 +167,23 @@ fn requested_audience(scope: &str) -> Option<String> {
         .split_whitespace()
         .find(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email"))
         .map(|s| s.strip_suffix("/.default").unwrap_or(s).to_owned())
+}
+
+/// Whether a thumbprint header names `ours` (base64url without padding). MSAL pads its
+/// base64url thumbprints and some clients use the standard alphabet; both name the same bytes.
+fn thumbprint_is(header: Option<&str>, ours: &str) -> bool {
+    header.is_some_and(|h| {
+        let normal: String = h
+            .trim_end_matches('=')
+            .chars()
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect();
+        normal == ours
+    })
 }
 
 fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -224,6 +247,31 @@ impl Service {
             coffer_types::authz::mgmt::IDENTITY_WRITE,
         )?;
         self.add_signing_key(ctx, true).await
+    }
+
+    /// Rotates the signing key if the current one is older than `max_age_seconds` (read from the
+    /// injected clock); returns the new key's id if it did. Meant for a periodic job on the
+    /// leader.
+    pub async fn rotate_signing_key_if_due(
+        &self,
+        max_age_seconds: i64,
+    ) -> Result<Option<String>, Error> {
+        self.read_point(Consistency::Linearizable).await?;
+        let now = self.clock.now_unix();
+        let newest = self
+            .store
+            .signing_keys()?
+            .into_iter()
+            .filter(|k| k.retire_at.is_none())
+            .map(|k| k.created)
+            .max();
+        match newest {
+            Some(created) if now - created < max_age_seconds => Ok(None),
+            _ => self
+                .add_signing_key(&RequestContext::internal()?, true)
+                .await
+                .map(Some),
+        }
     }
 
     async fn add_signing_key(&self, ctx: &RequestContext, rotate: bool) -> Result<String, Error> {
@@ -500,8 +548,8 @@ impl Service {
             .certificates
             .iter()
             .find(|c| {
-                header.x5t_s256.as_deref() == Some(c.thumbprint_sha256.as_str())
-                    || header.x5t.as_deref() == Some(c.thumbprint_sha1.as_str())
+                thumbprint_is(header.x5t_s256.as_deref(), &c.thumbprint_sha256)
+                    || thumbprint_is(header.x5t.as_deref(), &c.thumbprint_sha1)
             })
             .ok_or_else(|| {
                 OAuthError::invalid_client(
@@ -618,12 +666,13 @@ impl Service {
         let now = self.clock.now_unix();
         let cached = lock(&self.tokens.verified)
             .get(&hash)
-            .filter(|c| c.valid_until > now)
+            .filter(|c| c.valid_from <= now && now < c.valid_until)
             .map(|c| (c.object_id.clone(), c.tenant.clone()));
         let (object_id, tenant) = match cached {
             Some(found) => found,
             None => {
-                let (object_id, tenant, valid_until) = self.verify_uncached(token, now)?;
+                let (object_id, tenant, valid_from, valid_until) =
+                    self.verify_uncached(token, now)?;
                 let mut cache = lock(&self.tokens.verified);
                 if cache.len() >= MAX_CACHED_TOKENS {
                     cache.retain(|_, c| c.valid_until > now);
@@ -636,6 +685,7 @@ impl Service {
                     CachedToken {
                         object_id: object_id.clone(),
                         tenant: tenant.clone(),
+                        valid_from,
                         valid_until,
                     },
                 );
@@ -643,25 +693,37 @@ impl Service {
             }
         };
         let principal = self
-            .store
-            .principal(&object_id)?
+            .principal_cached(&object_id)?
             .filter(|p| p.tenant == tenant)
             .ok_or_else(|| {
                 unauthorized("The principal this token was issued to no longer exists.")
             })?;
         Ok(Caller {
-            id: principal.object_id,
+            id: principal.object_id.clone(),
             kind: CallerKind::Principal(principal.kind),
             issuer: Some(self.issuer(&tenant)),
             tenant: Some(tenant),
-            app_id: principal.app_id,
-            groups: principal.member_of,
+            app_id: principal.app_id.clone(),
+            groups: principal.member_of.clone(),
         })
     }
 
-    /// Checks signature and claims; returns the object id, tenant and until when the result
-    /// may be reused.
-    fn verify_uncached(&self, token: &str, now: i64) -> Result<(String, String, i64), Error> {
+    /// A principal as this node has applied it, cached until the node applies an identity
+    /// change.
+    fn principal_cached(&self, object_id: &str) -> Result<Option<Arc<PrincipalRecord>>, Error> {
+        let epoch = self.store.identity_epoch();
+        if let Some(found) = self.identity_cache.principal(epoch, object_id) {
+            return Ok(found);
+        }
+        let found = self.store.principal(object_id)?.map(Arc::new);
+        self.identity_cache
+            .put_principal(epoch, object_id, found.clone());
+        Ok(found)
+    }
+
+    /// Checks signature and claims; returns the object id, tenant and the time range in which
+    /// the result may be reused.
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<(String, String, i64, i64), Error> {
         let invalid = || unauthorized("The access token is invalid.");
         let jwt = Jwt::parse(token).map_err(|_| invalid())?;
         let kid = jwt.header().kid.as_deref().ok_or_else(invalid)?;
@@ -699,7 +761,13 @@ impl Service {
         let valid_until = record
             .retire_at
             .map_or(exp + leeway, |at| at.min(exp + leeway));
-        Ok((object_id, tenant, valid_until))
+        let claim = |name| jwt.claims().get(name).and_then(Value::as_i64);
+        let valid_from = claim("nbf")
+            .into_iter()
+            .chain(claim("iat"))
+            .max()
+            .map_or(i64::MIN, |t| t - leeway);
+        Ok((object_id, tenant, valid_from, valid_until))
     }
 }
 
@@ -723,6 +791,17 @@ impl crate::Authenticator for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thumbprints_match_in_any_base64_spelling() {
+        // SHA-1 of some certificate, three spellings of the same 20 bytes.
+        let ours = "q-_vAA__3E2ZyL0RVuNA2y3DPes";
+        assert!(thumbprint_is(Some(ours), ours));
+        assert!(thumbprint_is(Some("q-_vAA__3E2ZyL0RVuNA2y3DPes="), ours));
+        assert!(thumbprint_is(Some("q+/vAA//3E2ZyL0RVuNA2y3DPes="), ours));
+        assert!(!thumbprint_is(Some("r-_vAA__3E2ZyL0RVuNA2y3DPes"), ours));
+        assert!(!thumbprint_is(None, ours));
+    }
 
     #[test]
     fn scopes_name_audiences() {

@@ -93,6 +93,7 @@ impl Service {
             wrapped_key,
             enable_rbac_authorization: input.enable_rbac_authorization.unwrap_or(true),
             access_policies: Vec::new(),
+            tenant_id: ctx.caller().tenant.clone(),
         };
         expect_vault(
             self.store

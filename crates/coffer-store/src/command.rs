@@ -123,6 +123,15 @@ pub enum Applied {
 }
 
 impl Command {
+    /// Whether applying the command may change principals, role definitions, role
+    /// assignments or signing keys (the inputs of authentication and RBAC decisions).
+    pub fn changes_identity(&self) -> bool {
+        matches!(
+            self,
+            Command::Identity(_) | Command::DeleteVault { .. } | Command::Restore { .. }
+        )
+    }
+
     /// The command's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {

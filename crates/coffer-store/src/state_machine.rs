@@ -8,6 +8,7 @@
 use std::io::{self, Cursor};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{Stream, TryStreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
@@ -40,6 +41,8 @@ pub struct StateMachine {
     snapshot_dir: PathBuf,
     /// Serializes snapshot file writes: a build and an install may run at the same time.
     files: Arc<std::sync::Mutex<()>>,
+    /// Counts applied changes to identities and grants (see [`crate::Store::identity_epoch`]).
+    identity_epoch: Arc<AtomicU64>,
 }
 
 /// What a snapshot file holds besides the data.
@@ -55,7 +58,12 @@ impl StateMachine {
             db,
             snapshot_dir,
             files: Arc::default(),
+            identity_epoch: Arc::default(),
         })
+    }
+
+    pub(crate) fn identity_epoch(&self) -> Arc<AtomicU64> {
+        self.identity_epoch.clone()
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -288,6 +296,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             batch.put_cf(meta_cf, KEY_LAST_APPLIED, db::encode(&log_id)?);
             self.db.write(batch).map_err(io_err)?;
+            if let EntryPayload::Normal(proposal) = &entry.payload
+                && proposal.command.changes_identity()
+            {
+                // After the write: a reader that sees the new epoch also sees the new state.
+                self.identity_epoch.fetch_add(1, Ordering::Release);
+            }
             if let Some(responder) = responder {
                 responder.send(answer);
             }
@@ -330,6 +344,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             batch.delete_cf(meta_cf, crate::dedup::KEY_FORGOTTEN_BELOW);
             db.write(batch).map_err(io_err)?;
             db.flush_wal(true).map_err(io_err)?;
+            this.identity_epoch.fetch_add(1, Ordering::Release);
             this.save_snapshot_file(&meta, &data)
         })
         .await
@@ -381,6 +396,7 @@ pub(crate) mod tests {
             wrapped_key: vec![1, 2, 3],
             enable_rbac_authorization: true,
             access_policies: Vec::new(),
+            tenant_id: None,
         };
         let secret = coffer_types::SecretRecord {
             format: RECORD_FORMAT,

@@ -119,6 +119,7 @@ pub struct Store {
     /// unavailable.
     pub(crate) request_deadline: Duration,
     pub(crate) heartbeat: Duration,
+    pub(crate) identity_epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -130,6 +131,7 @@ impl Store {
         let db = db::open(&config.data_dir.join("db"))?;
         let log_store = LogStore::new(db.clone());
         let state_machine = StateMachine::new(db.clone(), config.data_dir.join("snapshots"))?;
+        let identity_epoch = state_machine.identity_epoch();
 
         let t = config.timeouts;
         let raft_config = openraft::Config {
@@ -209,6 +211,7 @@ impl Store {
             request_deadline: Duration::from_millis(t.election_max_ms * 4)
                 .max(Duration::from_secs(5)),
             heartbeat: Duration::from_millis(t.heartbeat_ms),
+            identity_epoch,
         })
     }
 
@@ -350,6 +353,15 @@ impl Store {
         max: usize,
     ) -> Result<Page<SecretRecord>, StoreError> {
         read::secret_versions(&self.db, vault, name, after, max)
+    }
+
+    /// A number that changes whenever this node applies a change to identities or grants
+    /// (principals, memberships, roles, role assignments, signing keys, vault deletions,
+    /// restores, snapshot installs). Derived data read after observing an epoch may be reused
+    /// while the epoch stays the same.
+    pub fn identity_epoch(&self) -> u64 {
+        self.identity_epoch
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {

@@ -48,7 +48,19 @@ impl TestCluster {
     /// Prepares and starts `n` voters spread round-robin over `regions`, with extra
     /// `coffer dev cluster` flags (`--profile regions`, `--snapshot-every 500`).
     pub async fn start(bin: &Path, n: u64, regions: &str, extra: &[&str]) -> std::io::Result<Self> {
-        Self::start_with_links(bin, n, regions, extra, true).await
+        Self::start_with_links(bin, n, regions, extra, true, "").await
+    }
+
+    /// Like [`TestCluster::start`], with `config_tail` (TOML tables) appended to every node's
+    /// configuration file before the nodes start.
+    pub async fn start_configured(
+        bin: &Path,
+        n: u64,
+        regions: &str,
+        extra: &[&str],
+        config_tail: &str,
+    ) -> std::io::Result<Self> {
+        Self::start_with_links(bin, n, regions, extra, true, config_tail).await
     }
 
     /// Like [`TestCluster::start`], but nodes reach each other directly, as in production: the
@@ -60,7 +72,7 @@ impl TestCluster {
         regions: &str,
         extra: &[&str],
     ) -> std::io::Result<Self> {
-        Self::start_with_links(bin, n, regions, extra, false).await
+        Self::start_with_links(bin, n, regions, extra, false, "").await
     }
 
     async fn start_with_links(
@@ -69,6 +81,7 @@ impl TestCluster {
         regions: &str,
         extra: &[&str],
         proxied: bool,
+        config_tail: &str,
     ) -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let status = Command::new(bin)
@@ -109,16 +122,20 @@ impl TestCluster {
         }
         let targets: BTreeMap<u64, SocketAddr> = nodes.iter().map(|n| (n.id, n.cluster)).collect();
         let mesh = Mesh::start(&targets).await?;
-        for node in nodes.iter().filter(|_| proxied) {
+        for node in &nodes {
             let config = dir
                 .path()
                 .join(format!("node{}", node.id))
                 .join("coffer.toml");
             let mut text = std::fs::read_to_string(&config)?;
-            text.push_str("\n[cluster.peer-addresses]\n");
-            for (peer, addr) in mesh.peer_addresses(node.id) {
-                text.push_str(&format!("\"{peer}\" = \"{addr}\"\n"));
+            if proxied {
+                text.push_str("\n[cluster.peer-addresses]\n");
+                for (peer, addr) in mesh.peer_addresses(node.id) {
+                    text.push_str(&format!("\"{peer}\" = \"{addr}\"\n"));
+                }
             }
+            text.push('\n');
+            text.push_str(config_tail);
             std::fs::write(&config, text)?;
         }
         let env = std::fs::read_to_string(dir.path().join("dev.env"))?;
@@ -152,6 +169,11 @@ impl TestCluster {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The cluster's bootstrap token (every right).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     pub fn spec(&self, id: u64) -> &NodeSpec {
@@ -235,12 +257,11 @@ impl TestCluster {
             .iter()
             .map(|id| format!("https://{}", self.spec(*id).client))
             .collect();
-        ConnectOptions {
-            addr: addrs.join(","),
-            ca_cert_pem: std::fs::read(self.dir.path().join("tls").join("ca.pem"))
-                .unwrap_or_default(),
-            token: Token::new(self.token.clone()),
-        }
+        ConnectOptions::new(
+            addrs.join(","),
+            std::fs::read(self.dir.path().join("tls").join("ca.pem")).unwrap_or_default(),
+            Token::new(self.token.clone()),
+        )
     }
 
     /// A client that knows only the nodes `ids` (fails over among them).

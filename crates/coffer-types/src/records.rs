@@ -56,6 +56,10 @@ pub struct VaultRecord {
     pub enable_rbac_authorization: bool,
     #[serde(default)]
     pub access_policies: Vec<AccessPolicyEntry>,
+    /// The tenant whose tokens the vault accepts (Azure's `tenantId`); `None` for a vault
+    /// created by the bootstrap token, which accepts tokens of every tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
 }
 
 fn rbac_by_default() -> bool {
@@ -166,6 +170,7 @@ mod tests {
             wrapped_key: vec![0xde, 0xad, 0xbe, 0xef],
             enable_rbac_authorization: true,
             access_policies: Vec::new(),
+            tenant_id: None,
         }
     }
 

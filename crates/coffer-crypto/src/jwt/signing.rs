@@ -102,9 +102,36 @@ impl SigningKey {
     pub fn sign(&self, claims: &Map<String, Value>) -> Result<String, CryptoError> {
         // The kid is base64url, so it needs no JSON escaping.
         let header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{}"}}"#, self.kid);
+        self.sign_encoded_header(header.as_bytes(), claims)
+    }
+
+    /// Like [`SigningKey::sign`], with further header members, such as the `x5t#S256`
+    /// certificate thumbprint a client assertion carries. `alg`, `typ` and `kid` always come
+    /// from this key: an `extra_header` cannot make the header name another algorithm or key
+    /// than the one that signs.
+    pub fn sign_with_header(
+        &self,
+        extra_header: &Map<String, Value>,
+        claims: &Map<String, Value>,
+    ) -> Result<String, CryptoError> {
+        let mut header = extra_header.clone();
+        header.insert("alg".into(), Value::String(Algorithm::Es256.name().into()));
+        header.insert("typ".into(), Value::String("JWT".into()));
+        header.insert("kid".into(), Value::String(self.kid.clone()));
+        let header =
+            serde_json::to_vec(&header).map_err(|_| key_error("header could not be serialised"))?;
+        self.sign_encoded_header(&header, claims)
+    }
+
+    /// Signs `base64url(header).base64url(claims)` and appends the signature.
+    fn sign_encoded_header(
+        &self,
+        header: &[u8],
+        claims: &Map<String, Value>,
+    ) -> Result<String, CryptoError> {
         let payload =
             serde_json::to_vec(claims).map_err(|_| key_error("claims could not be serialised"))?;
-        let mut token = b64_encode(header.as_bytes());
+        let mut token = b64_encode(header);
         token.push('.');
         token.push_str(&b64_encode(&payload));
         let signature = self
@@ -168,6 +195,37 @@ mod tests {
         assert_eq!(jwk.key_use.as_deref(), Some("sig"));
         // Another key has another kid.
         assert_ne!(SigningKey::generate().unwrap().0.kid(), key.kid());
+    }
+
+    #[test]
+    fn extra_header_members_are_signed_but_cannot_replace_alg_typ_or_kid() {
+        use crate::jwt::{Jwt, certificate_thumbprints};
+        let (key, _) = SigningKey::generate().unwrap();
+        let (_, x5t_s256) = certificate_thumbprints(b"not really a certificate");
+        let mut extra = Map::new();
+        extra.insert("x5t#S256".into(), Value::String(x5t_s256.clone()));
+        extra.insert("alg".into(), Value::String("none".into()));
+        extra.insert("kid".into(), Value::String("someone-else".into()));
+        extra.insert("typ".into(), Value::String("at+jwt".into()));
+        let mut claims = Map::new();
+        claims.insert("iss".into(), Value::String("app".into()));
+        let token = key.sign_with_header(&extra, &claims).unwrap();
+        let jwt = Jwt::parse(&token).unwrap();
+        assert_eq!(jwt.header().alg, "ES256");
+        assert_eq!(jwt.header().typ.as_deref(), Some("JWT"));
+        assert_eq!(jwt.header().kid.as_deref(), Some(key.kid()));
+        assert_eq!(jwt.header().x5t_s256.as_deref(), Some(x5t_s256.as_str()));
+        assert_eq!(jwt.header().x5t, None);
+        assert_eq!(jwt.unverified_issuer(), Some("app"));
+        assert_eq!(jwt.verify(&key.verifying_key()), Ok(()));
+        // Without extra members the header is the one `sign` writes.
+        let plain = key.sign_with_header(&Map::new(), &claims).unwrap();
+        let header = Jwt::parse(&plain).unwrap().header().clone();
+        let signed = Jwt::parse(&key.sign(&claims).unwrap())
+            .unwrap()
+            .header()
+            .clone();
+        assert_eq!(header, signed);
     }
 
     #[test]
