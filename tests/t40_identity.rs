@@ -41,6 +41,7 @@ fn identity_config(audiences: &[&str], federation_key: &SigningKey) -> IdentityC
         serde_json::from_value(json!({ "keys": [federation_key.public_jwk()] })).expect("jwks");
     IdentityConfig {
         issuer_base: ISSUER_BASE.into(),
+        token_endpoint_bases: vec![ISSUER_BASE.into()],
         audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
         token_lifetime_seconds: 3_600,
         leeway_seconds: 60,
@@ -151,10 +152,20 @@ async fn token_for(node: &Node, tenant: &str, client_id: &str, secret: &SecretSt
         .to_owned()
 }
 
+/// An authenticated caller; each operation gets a context of its own, as each gateway request
+/// does (one context is one logical request: its writes are applied once).
+#[derive(Debug, Clone)]
+struct Session(Caller);
+
+impl Session {
+    fn ctx(&self) -> RequestContext {
+        as_caller(self.0.clone())
+    }
+}
+
 /// Authenticates `token` as the gateway does for every request.
-fn login(node: &Node, token: &str) -> Result<RequestContext, coffer_types::Error> {
-    let caller = node.service.authenticate(Some(token))?;
-    Ok(as_caller(caller))
+fn login(node: &Node, token: &str) -> Result<Session, coffer_types::Error> {
+    Ok(Session(node.service.authenticate(Some(token))?))
 }
 
 async fn vault(node: &Node, name: &str, rbac: bool) {
@@ -216,7 +227,7 @@ struct Outcomes {
     update: bool,
 }
 
-async fn try_secret_ops(node: &Node, ctx: &RequestContext, vault: &str) -> Outcomes {
+async fn try_secret_ops(node: &Node, session: &Session, vault: &str) -> Outcomes {
     let s = &node.service;
     let allowed = |r: Result<(), coffer_types::Error>| match r {
         Ok(()) => true,
@@ -234,16 +245,28 @@ async fn try_secret_ops(node: &Node, ctx: &RequestContext, vault: &str) -> Outco
         }
     };
     Outcomes {
-        get: allowed(s.get_secret(ctx, vault, "s1", None).await.map(|_| ())),
-        list: allowed(s.list_secrets(ctx, vault, None, None).await.map(|_| ())),
-        versions: allowed(
-            s.list_secret_versions(ctx, vault, "s1", None, None)
+        get: allowed(
+            s.get_secret(&session.ctx(), vault, "s1", None)
                 .await
                 .map(|_| ()),
         ),
-        set: allowed(s.set_secret(ctx, set(vault, "s1", "w")).await.map(|_| ())),
+        list: allowed(
+            s.list_secrets(&session.ctx(), vault, None, None)
+                .await
+                .map(|_| ()),
+        ),
+        versions: allowed(
+            s.list_secret_versions(&session.ctx(), vault, "s1", None, None)
+                .await
+                .map(|_| ()),
+        ),
+        set: allowed(
+            s.set_secret(&session.ctx(), set(vault, "s1", "w"))
+                .await
+                .map(|_| ()),
+        ),
         update: allowed(
-            s.update_secret(ctx, vault, "s1", None, Default::default())
+            s.update_secret(&session.ctx(), vault, "s1", None, Default::default())
                 .await
                 .map(|_| ()),
         ),
@@ -375,7 +398,7 @@ async fn built_in_roles_and_access_policies_decide_secret_operations() {
     assert_eq!(try_secret_ops(&node, &ctx, "policy-kv").await, NONE);
     let refused = node
         .service
-        .get_secret(&ctx, "policy-kv", "s1", None)
+        .get_secret(&ctx.ctx(), "policy-kv", "s1", None)
         .await
         .unwrap_err();
     assert_eq!(refused.inner, Some(InnerCode::AccessDenied));
@@ -409,13 +432,13 @@ async fn grants_hold_exactly_where_they_were_given() {
     let ctx = login(&node, &token_for(&node, "t1", &client_id, &secret).await).unwrap();
     assert!(
         node.service
-            .get_secret(&ctx, "vault-a", "s1", None)
+            .get_secret(&ctx.ctx(), "vault-a", "s1", None)
             .await
             .is_ok()
     );
     let e = node
         .service
-        .get_secret(&ctx, "vault-b", "s1", None)
+        .get_secret(&ctx.ctx(), "vault-b", "s1", None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -439,19 +462,19 @@ async fn grants_hold_exactly_where_they_were_given() {
     let ctx = login(&node, &token_for(&node, "t1", &client_id, &secret).await).unwrap();
     let got = node
         .service
-        .get_secret(&ctx, "vault-a", "s1", None)
+        .get_secret(&ctx.ctx(), "vault-a", "s1", None)
         .await
         .unwrap();
     assert_eq!(got.value.unwrap().expose(), "v");
     assert!(
         node.service
-            .get_secret(&ctx, "vault-a", "s2", None)
+            .get_secret(&ctx.ctx(), "vault-a", "s2", None)
             .await
             .is_err()
     );
     assert!(
         node.service
-            .list_secrets(&ctx, "vault-a", None, None)
+            .list_secrets(&ctx.ctx(), "vault-a", None, None)
             .await
             .is_err()
     );
@@ -462,14 +485,14 @@ async fn grants_hold_exactly_where_they_were_given() {
     let ctx = login(&node, &token_for(&node, "t1", &client_id, &secret).await).unwrap();
     assert!(
         node.service
-            .set_secret(&ctx, set("vault-b", "s3", "x"))
+            .set_secret(&ctx.ctx(), set("vault-b", "s3", "x"))
             .await
             .is_ok()
     );
     let e = node
         .service
         .create_vault(
-            &ctx,
+            &ctx.ctx(),
             CreateVault {
                 name: "not-mine".into(),
                 location: "eastus".into(),
@@ -495,7 +518,7 @@ async fn grants_hold_exactly_where_they_were_given() {
         .unwrap();
     assert!(
         node.service
-            .set_secret(&ctx, set("vault-b", "s3", "y"))
+            .set_secret(&ctx.ctx(), set("vault-b", "s3", "y"))
             .await
             .is_err()
     );
@@ -534,7 +557,7 @@ async fn groups_grant_to_their_members() {
     let ctx = login(&node, &token).unwrap();
     assert!(
         node.service
-            .get_secret(&ctx, "group-kv", "s1", None)
+            .get_secret(&ctx.ctx(), "group-kv", "s1", None)
             .await
             .is_err()
     );
@@ -547,7 +570,7 @@ async fn groups_grant_to_their_members() {
     let ctx = login(&node, &token).unwrap();
     assert!(
         node.service
-            .get_secret(&ctx, "group-kv", "s1", None)
+            .get_secret(&ctx.ctx(), "group-kv", "s1", None)
             .await
             .is_ok()
     );
@@ -560,7 +583,7 @@ async fn groups_grant_to_their_members() {
     let ctx = login(&node, &token).unwrap();
     assert!(
         node.service
-            .get_secret(&ctx, "group-kv", "s1", None)
+            .get_secret(&ctx.ctx(), "group-kv", "s1", None)
             .await
             .is_err()
     );
@@ -611,9 +634,13 @@ async fn switching_the_model_keeps_both_sets_of_entries() {
         &token_for(&node, "t1", &policy_id, &policy_secret).await,
     )
     .unwrap();
-    let can_get = |ctx| {
+    let can_get = |ctx: Session| {
         let s = node.service.clone();
-        async move { s.get_secret(&ctx, "switch-kv", "s1", None).await.is_ok() }
+        async move {
+            s.get_secret(&ctx.ctx(), "switch-kv", "s1", None)
+                .await
+                .is_ok()
+        }
     };
     assert!(can_get(rbac.clone()).await);
     assert!(!can_get(policy.clone()).await);
@@ -647,7 +674,7 @@ async fn switching_the_model_keeps_both_sets_of_entries() {
     let e = node
         .service
         .update_vault(
-            &contributor,
+            &contributor.ctx(),
             "switch-kv",
             VaultUpdate {
                 enable_rbac_authorization: Some(false),
@@ -685,11 +712,11 @@ async fn nobody_grants_more_than_it_holds() {
     let (oid, client_id, secret) = service_principal(&node, "t1", "uaa").await;
     assign(&node, &oid, "User Access Administrator", "/vaults/grant-kv").await;
     let uaa = login(&node, &token_for(&node, "t1", &client_id, &secret).await).unwrap();
-    let grant = |ctx: RequestContext, role: &'static str, principal: String| {
+    let grant = |session: Session, role: &'static str, principal: String| {
         let s = node.service.clone();
         async move {
             s.create_role_assignment(
-                &ctx,
+                &session.ctx(),
                 CreateRoleAssignment {
                     principal,
                     role: role.into(),
@@ -745,7 +772,7 @@ async fn nobody_grants_more_than_it_holds() {
     let e = node
         .service
         .set_access_policy(
-            &kvc,
+            &kvc.ctx(),
             SetAccessPolicy {
                 vault: "policy-grant".into(),
                 principal: oid.clone(),
@@ -765,6 +792,92 @@ async fn nobody_grants_more_than_it_holds() {
             .unwrap()
             .access_policies
             .is_empty()
+    );
+
+    // An identity administrator manages credentials and groups, but cannot take over a
+    // principal (or join a group) that holds more than it does.
+    let (oid, client_id, secret) = service_principal(&node, "t1", "idadmin").await;
+    assign(&node, &oid, "Coffer Identity Administrator", "/").await;
+    let idadmin = login(&node, &token_for(&node, "t1", &client_id, &secret).await).unwrap();
+    let (owner, _, _) = service_principal(&node, "t1", "owner").await;
+    assign(&node, &owner, "Owner", "/").await;
+    let before = node.store.principal(&owner).unwrap().unwrap().secrets.len();
+    let e = node
+        .service
+        .add_credential(
+            &idadmin.ctx(),
+            &owner,
+            NewCredential::Secret { expires: None },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+    assert_eq!(
+        node.store.principal(&owner).unwrap().unwrap().secrets.len(),
+        before
+    );
+    let (plain, _, _) = service_principal(&node, "t1", "plain").await;
+    assert!(
+        node.service
+            .add_credential(
+                &idadmin.ctx(),
+                &plain,
+                NewCredential::Secret { expires: None }
+            )
+            .await
+            .is_ok()
+    );
+    let admins = node
+        .service
+        .create_principal(
+            &idadmin.ctx(),
+            CreatePrincipal {
+                tenant: "t1".into(),
+                kind: PrincipalKind::Group,
+                display_name: "vault-admins".into(),
+                app_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    assign(
+        &node,
+        &admins.object_id,
+        "Key Vault Administrator",
+        "/vaults/grant-kv",
+    )
+    .await;
+    let e = node
+        .service
+        .set_group_membership(&idadmin.ctx(), &admins.object_id, &oid, true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+    // A principal named in an access policy holds that policy's rights too.
+    let (policy_holder, _, _) = service_principal(&node, "t1", "policy-holder").await;
+    node.service
+        .set_access_policy(
+            &admin(),
+            SetAccessPolicy {
+                vault: "policy-grant".into(),
+                principal: policy_holder.clone(),
+                permissions: AccessPolicyPermissions {
+                    secrets: vec!["get".into()],
+                    ..AccessPolicyPermissions::default()
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        node.service
+            .add_credential(
+                &idadmin.ctx(),
+                &policy_holder,
+                NewCredential::Secret { expires: None }
+            )
+            .await
+            .is_err()
     );
 }
 
@@ -901,11 +1014,49 @@ async fn forged_expired_and_foreign_tokens_are_refused_and_change_nothing() {
     let outsider = login(&node, &token_for(&node, "t2", &client2, &secret2).await).unwrap();
     let e = node
         .service
-        .set_secret(&outsider, set("attack-kv", "s1", "overwritten"))
+        .set_secret(&outsider.ctx(), set("attack-kv", "s1", "overwritten"))
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::Unauthorized, "{e}");
     assert!(e.message.contains("AKV10032"), "{e}");
+
+    // Tenants are a boundary for management too: an Owner of t2 can neither delete t1's
+    // vault nor manage t1's principals.
+    let (owner2, owner2_client, owner2_secret) = service_principal(&node, "t2", "owner2").await;
+    assign(&node, &owner2, "Owner", "/").await;
+    assign(&node, &owner2, "Coffer Identity Administrator", "/").await;
+    let owner2 = login(
+        &node,
+        &token_for(&node, "t2", &owner2_client, &owner2_secret).await,
+    )
+    .unwrap();
+    let e = node
+        .service
+        .delete_vault(&owner2.ctx(), "attack-kv")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unauthorized, "{e}");
+    let e = node
+        .service
+        .add_credential(&owner2.ctx(), &oid, NewCredential::Secret { expires: None })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+    assert!(
+        node.service
+            .create_principal(
+                &owner2.ctx(),
+                CreatePrincipal {
+                    tenant: "t1".into(),
+                    kind: PrincipalKind::ServicePrincipal,
+                    display_name: "planted".into(),
+                    app_id: None,
+                },
+            )
+            .await
+            .is_err()
+    );
+    assert!(node.store.vault("attack-kv").unwrap().is_some());
 
     // Not yet valid: the clock behind the token's nbf by more than the leeway.
     node.clock.set(START - 120);
@@ -1133,7 +1284,7 @@ async fn federated_tokens_are_exchanged_only_from_trusted_issuers() {
     let ctx = login(&node, issued.access_token.expose()).unwrap();
     let got = node
         .service
-        .get_secret(&ctx, "fed-kv", "s1", None)
+        .get_secret(&ctx.ctx(), "fed-kv", "s1", None)
         .await
         .unwrap();
     assert_eq!(got.value.unwrap().expose(), "v");
@@ -1178,4 +1329,105 @@ async fn federated_tokens_are_exchanged_only_from_trusted_issuers() {
             "{what}: {e:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn client_certificate_assertions_are_bound_to_the_endpoint_and_short_lived() {
+    let node = node().await;
+    node.service
+        .create_tenant(&admin(), "t1", "T1")
+        .await
+        .unwrap();
+    let sp = node
+        .service
+        .create_principal(
+            &admin(),
+            CreatePrincipal {
+                tenant: "t1".into(),
+                kind: PrincipalKind::ServicePrincipal,
+                display_name: "cert-app".into(),
+                app_id: Some("cert-app".into()),
+            },
+        )
+        .await
+        .unwrap();
+    // A P-256 certificate and its key (the dev PKI's server pair will do).
+    let pki = coffer_crypto::pki::generate_dev_pki(&["cert-app".into()]).unwrap();
+    node.service
+        .add_credential(
+            &admin(),
+            &sp.object_id,
+            NewCredential::Certificate {
+                certificate: pki.server_cert_pem.as_bytes().to_vec(),
+            },
+        )
+        .await
+        .unwrap();
+    let der = coffer_crypto::jwt::certificates_from_pem(pki.server_cert_pem.as_bytes()).unwrap();
+    let (_, sha256) = coffer_crypto::jwt::certificate_thumbprints(&der[0]);
+    let pkcs8 =
+        coffer_client::pkcs8_private_key_from_pem(pki.server_key_pem.expose().as_bytes()).unwrap();
+    let key = SigningKey::from_pkcs8(&pkcs8).unwrap();
+    let endpoint = format!("{ISSUER_BASE}/t1/oauth2/v2.0/token");
+    let assertion = |aud: &str, exp: Value| {
+        let header = json!({ "x5t#S256": sha256 });
+        let claims = json!({
+            "iss": "cert-app", "sub": "cert-app", "aud": aud, "jti": "j1",
+            "iat": START, "nbf": START, "exp": exp,
+        });
+        key.sign_with_header(header.as_object().unwrap(), claims.as_object().unwrap())
+            .unwrap()
+    };
+    let exchange = |assertion: String| {
+        let s = node.service.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            s.issue_token(TokenGrant {
+                tenant: "t1".into(),
+                grant_type: Some("client_credentials".into()),
+                client_id: Some("cert-app".into()),
+                client_assertion_type: Some(coffer_service::CLIENT_ASSERTION_TYPE.into()),
+                client_assertion: Some(SecretString::new(assertion)),
+                endpoint_urls: vec![endpoint],
+                ..TokenGrant::default()
+            })
+            .await
+        }
+    };
+    // Ten minutes, fractional seconds as MSAL writes them: accepted.
+    let ok = exchange(assertion(&endpoint, json!(START as f64 + 600.25))).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    // Another endpoint's audience; a lifetime of years (as an integer and as a float).
+    for (what, bad) in [
+        (
+            "other audience",
+            assertion(
+                "https://elsewhere.test/t1/oauth2/v2.0/token",
+                json!(START + 600),
+            ),
+        ),
+        (
+            "long-lived",
+            assertion(&endpoint, json!(START + 400 * 86_400)),
+        ),
+        (
+            "long-lived float",
+            assertion(&endpoint, json!(4.102_444_8e9)),
+        ),
+        ("absurd float", assertion(&endpoint, json!(1e300))),
+    ] {
+        let e = exchange(bad).await.expect_err(what);
+        assert_eq!(e.error, "invalid_client", "{what}");
+    }
+    // Signed by a key that is not the certificate's.
+    let (other, _) = SigningKey::generate().unwrap();
+    let header = json!({ "x5t#S256": sha256 });
+    let claims = json!({
+        "iss": "cert-app", "sub": "cert-app", "aud": endpoint,
+        "iat": START, "nbf": START, "exp": START + 600,
+    });
+    let forged = other
+        .sign_with_header(header.as_object().unwrap(), claims.as_object().unwrap())
+        .unwrap();
+    assert!(exchange(forged).await.is_err());
 }

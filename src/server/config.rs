@@ -130,6 +130,9 @@ pub struct IdentityConfig {
     pub managed_identity: Option<ManagedIdentityConfig>,
     /// The tenant named by the `WWW-Authenticate` challenge of a 401 (default: `common`).
     pub default_tenant: Option<String>,
+    /// Further `https://host[:port]` under which clients reach this node's token endpoint
+    /// (besides `issuer-url` and the listen address): client assertions must name one of them.
+    pub token_endpoint_urls: Vec<String>,
 }
 
 impl Default for IdentityConfig {
@@ -141,6 +144,7 @@ impl Default for IdentityConfig {
             trusted_issuer: Vec::new(),
             managed_identity: None,
             default_tenant: None,
+            token_endpoint_urls: Vec::new(),
         }
     }
 }

@@ -79,6 +79,7 @@ struct IdentitySettings {
     trusted_issuers: Vec<coffer_service::TrustedIssuer>,
     managed_identity: Option<ManagedIdentitySettings>,
     default_tenant: Option<String>,
+    token_endpoint_bases: Vec<String>,
 }
 
 /// The managed-identity endpoint of a node.
@@ -453,6 +454,7 @@ fn identity_settings(c: &config::IdentityConfig) -> anyhow::Result<IdentitySetti
         trusted_issuers,
         managed_identity,
         default_tenant: c.default_tenant.clone(),
+        token_endpoint_bases: c.token_endpoint_urls.clone(),
     })
 }
 
@@ -470,8 +472,12 @@ fn identity_config(settings: &Settings, local: SocketAddr, dns_suffix: &str) -> 
         "https://vault.azure.net".to_owned(),
     ];
     audiences.extend(settings.identity.audiences.iter().cloned());
+    let mut token_endpoint_bases = vec![issuer_base.clone(), format!("https://{local}")];
+    token_endpoint_bases.extend(settings.identity.token_endpoint_bases.iter().cloned());
+    token_endpoint_bases.dedup();
     IdentityConfig {
         issuer_base,
+        token_endpoint_bases,
         audiences,
         token_lifetime_seconds: settings.identity.token_lifetime_seconds,
         leeway_seconds: 60,

@@ -81,6 +81,10 @@ pub(crate) struct Refresher {
     client_id: String,
     secret: ClientAuth,
     expires_on: AtomicI64,
+    /// When to ask for the next token: 5 minutes before expiry, or half-way through the
+    /// lifetime of a token that lives less than 10 minutes (so a short lifetime does not turn
+    /// into a token request before every call).
+    refresh_at: AtomicI64,
     /// One refresh at a time: concurrent calls wait for it instead of each asking for a token.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -102,6 +106,7 @@ impl Refresher {
         Ok(Self {
             auth: BearerAuth::new(token.token.expose())?,
             expires_on: AtomicI64::new(token.expires_on),
+            refresh_at: AtomicI64::new(refresh_time(token.expires_on)),
             addrs,
             ca_cert_pem,
             tenant,
@@ -116,7 +121,7 @@ impl Refresher {
     }
 
     fn due(&self) -> bool {
-        now_unix() >= self.expires_on.load(Ordering::Acquire) - REFRESH_BEFORE_EXPIRY_SECONDS
+        now_unix() >= self.refresh_at.load(Ordering::Acquire)
     }
 
     /// Replaces the token if it is close to expiry.
@@ -148,8 +153,16 @@ impl Refresher {
         };
         self.auth.replace(token.expose())?;
         self.expires_on.store(expires_on, Ordering::Release);
+        self.refresh_at
+            .store(refresh_time(expires_on), Ordering::Release);
         Ok(())
     }
+}
+
+/// When a token that expires at `expires_on` should be replaced.
+fn refresh_time(expires_on: i64) -> i64 {
+    let lifetime = expires_on - now_unix();
+    expires_on - REFRESH_BEFORE_EXPIRY_SECONDS.min(lifetime / 2)
 }
 
 impl fmt::Debug for Refresher {
@@ -214,8 +227,17 @@ mod tests {
             client_id: "app-1".into(),
             secret: ClientAuth::Secret(Token::new("s3cret".into())),
             expires_on: AtomicI64::new(expires_on),
+            refresh_at: AtomicI64::new(refresh_time(expires_on)),
             refreshing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    #[test]
+    fn short_lifetimes_refresh_half_way() {
+        let now = now_unix();
+        assert_eq!(refresh_time(now + 3_600), now + 3_600 - 300);
+        let short = refresh_time(now + 120);
+        assert!((now + 59..=now + 61).contains(&short), "{short}");
     }
 
     #[tokio::test]

@@ -234,11 +234,15 @@ async fn token(
                 description: "The token request must be application/x-www-form-urlencoded.".into(),
             });
         }
-        let base = &gateway.service.identity_config().issuer_base;
-        let mut endpoint_urls = vec![format!("{base}/{tenant}/oauth2/v2.0/token")];
-        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-            endpoint_urls.push(format!("https://{host}/{tenant}/oauth2/v2.0/token"));
-        }
+        // The audiences a client assertion may carry come from configuration; the request's
+        // Host header would let an assertion made for another endpoint be replayed here.
+        let endpoint_urls = gateway
+            .service
+            .identity_config()
+            .token_endpoint_bases
+            .iter()
+            .map(|base| format!("{base}/{tenant}/oauth2/v2.0/token"))
+            .collect();
         let grant = parse_grant(&tenant, &body, endpoint_urls)?;
         client_id = grant.client_id.clone();
         gateway.service.issue_token(grant).await

@@ -13,6 +13,7 @@ use coffer_types::authz::{
 };
 use std::sync::Arc;
 
+use coffer_types::identity::PrincipalRecord;
 use coffer_types::{Error, ErrorCode, InnerCode, ObjectKind, VaultRecord};
 
 use crate::request::RequestContext;
@@ -91,10 +92,47 @@ impl Service {
         action: &str,
     ) -> Result<(), Error> {
         let caller = ctx.caller();
-        if caller.is_superuser() || self.grants(caller)?.allows(scope, action, false) {
+        if caller.is_superuser() {
+            return Ok(());
+        }
+        if let Some(vault) = scope.vault_name()
+            && let Some(record) = self.store.vault(vault)?
+        {
+            self.check_vault_tenant(caller, &record)?;
+        }
+        if self.grants(caller)?.allows(scope, action, false) {
             return Ok(());
         }
         Err(management_refusal(caller, scope, action))
+    }
+
+    /// Refuses a caller of another tenant than the vault's: such a token is not a credential
+    /// for the vault at all, so Azure answers 401 (AKV10032), not 403.
+    fn check_vault_tenant(&self, caller: &Caller, vault: &VaultRecord) -> Result<(), Error> {
+        match (&vault.tenant_id, &caller.tenant) {
+            (Some(home), Some(theirs)) if home != theirs => Err(Error::unauthorized(format!(
+                "AKV10032: Invalid issuer. Expected one of {}, found {}.",
+                self.issuer(home),
+                caller.issuer.as_deref().unwrap_or("")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses to let a principal manage identities of another tenant (the bootstrap token
+    /// and the server itself manage every tenant).
+    pub(crate) fn check_own_tenant(&self, ctx: &RequestContext, tenant: &str) -> Result<(), Error> {
+        match &ctx.caller().tenant {
+            Some(own) if own != tenant && !ctx.caller().is_superuser() => Err(Error::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "The caller '{}' may manage identities of its own tenant only.",
+                    ctx.caller().describe()
+                ),
+            )
+            .with_inner(InnerCode::ForbiddenByRbac)),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the caller may do a management `action` at `scope` (for filtering lists).
@@ -115,17 +153,7 @@ impl Service {
         if caller.is_superuser() {
             return Ok(());
         }
-        if let (Some(home), Some(theirs)) = (&vault.tenant_id, &caller.tenant)
-            && home != theirs
-        {
-            // A token of another tenant is not a credential for this vault at all: Azure
-            // answers 401 (AKV10032), not 403.
-            return Err(Error::unauthorized(format!(
-                "AKV10032: Invalid issuer. Expected one of {}, found {}.",
-                self.issuer(home),
-                caller.issuer.as_deref().unwrap_or("")
-            )));
-        }
+        self.check_vault_tenant(caller, vault)?;
         let vault_key = vault.name.to_ascii_lowercase();
         let (kind, permission) = operation.access_policy_permission();
         if vault.enable_rbac_authorization {
@@ -265,6 +293,57 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+impl Service {
+    /// Refuses to let the caller act for `target` (give it a credential, or make a principal a
+    /// member of the group `target`) unless the caller already holds everything `target`
+    /// holds: its role assignments, its groups' and its access-policy permissions. Otherwise
+    /// an identity administrator could add a secret to an Owner and sign in as it.
+    pub(crate) fn check_may_act_as(
+        &self,
+        ctx: &RequestContext,
+        target: &PrincipalRecord,
+    ) -> Result<(), Error> {
+        if ctx.caller().is_superuser() {
+            return Ok(());
+        }
+        let held = self.grants(ctx.caller())?;
+        let mut ids = vec![target.object_id.as_str()];
+        ids.extend(target.member_of.iter().map(String::as_str));
+        for id in &ids {
+            for assignment in self.store.role_assignments_of(id)? {
+                if let Some(role) = self.role(&assignment.role_definition_id)? {
+                    self.check_no_escalation(ctx, &held, &role, &assignment.scope)?;
+                }
+            }
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.vaults(after.as_deref(), 100)?;
+            for vault in &page.items {
+                let granted: Vec<DataOperation> = DataOperation::all()
+                    .iter()
+                    .copied()
+                    .filter(|op| {
+                        let (kind, permission) = op.access_policy_permission();
+                        vault.access_policies.iter().any(|entry| {
+                            ids.iter()
+                                .any(|id| entry.object_id.eq_ignore_ascii_case(id))
+                                && entry.grants(kind, permission)
+                        })
+                    })
+                    .collect();
+                if !granted.is_empty() {
+                    self.check_policy_within_holdings(ctx, vault, &granted)?;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
     }
 }
 

@@ -129,6 +129,14 @@ impl Service {
         display_name: &str,
     ) -> Result<TenantRecord, Error> {
         self.authorize_identity(ctx, true)?;
+        if !ctx.caller().is_superuser() {
+            // A tenant is an isolation boundary; making one is the cluster owner's act.
+            return Err(Error::new(
+                ErrorCode::Forbidden,
+                "Only the bootstrap credential creates tenants.",
+            )
+            .with_inner(coffer_types::InnerCode::ForbiddenByRbac));
+        }
         validate_tenant_id(id)?;
         validate_display_name(display_name)?;
         let record = TenantRecord {
@@ -152,7 +160,12 @@ impl Service {
     pub async fn list_tenants(&self, ctx: &RequestContext) -> Result<Vec<TenantRecord>, Error> {
         self.authorize_identity(ctx, false)?;
         self.read_point(ctx.consistency).await?;
-        Ok(self.store.tenants()?)
+        Ok(self
+            .store
+            .tenants()?
+            .into_iter()
+            .filter(|t| self.check_own_tenant(ctx, &t.id).is_ok())
+            .collect())
     }
 
     pub async fn create_principal(
@@ -162,6 +175,7 @@ impl Service {
     ) -> Result<PrincipalRecord, Error> {
         self.authorize_identity(ctx, true)?;
         validate_tenant_id(&input.tenant)?;
+        self.check_own_tenant(ctx, &input.tenant)?;
         validate_display_name(&input.display_name)?;
         let app_id = if input.kind.is_application() {
             let id = match input.app_id {
@@ -206,7 +220,9 @@ impl Service {
     ) -> Result<PrincipalRecord, Error> {
         self.authorize_identity(ctx, false)?;
         self.read_point(ctx.consistency).await?;
-        self.find_principal(id)
+        let found = self.find_principal(id)?;
+        self.check_own_tenant(ctx, &found.tenant)?;
+        Ok(found)
     }
 
     pub(crate) fn find_principal(&self, id: &str) -> Result<PrincipalRecord, Error> {
@@ -233,6 +249,7 @@ impl Service {
             .principals()?
             .into_iter()
             .filter(|p| tenant.is_none_or(|t| p.tenant == t))
+            .filter(|p| self.check_own_tenant(ctx, &p.tenant).is_ok())
             .collect())
     }
 
@@ -240,6 +257,7 @@ impl Service {
         self.authorize_identity(ctx, true)?;
         self.read_point(ctx.consistency).await?;
         let principal = self.find_principal(id)?;
+        self.check_own_tenant(ctx, &principal.tenant)?;
         match self
             .identity_write(
                 ctx,
@@ -285,6 +303,8 @@ impl Service {
         self.authorize_identity(ctx, true)?;
         self.read_point(ctx.consistency).await?;
         let target = self.find_principal(principal)?;
+        self.check_own_tenant(ctx, &target.tenant)?;
+        self.check_may_act_as(ctx, &target)?;
         if target.kind != PrincipalKind::ServicePrincipal {
             return Err(Error::bad_parameter(
                 "Only service principals hold credentials; managed identities get tokens from \
@@ -381,6 +401,7 @@ impl Service {
         self.authorize_identity(ctx, true)?;
         self.read_point(ctx.consistency).await?;
         let target = self.find_principal(principal)?;
+        self.check_own_tenant(ctx, &target.tenant)?;
         self.change_principal(
             ctx,
             &target.object_id,
@@ -407,6 +428,12 @@ impl Service {
             )));
         }
         let member = self.find_principal(member)?;
+        self.check_own_tenant(ctx, &group.tenant)?;
+        self.check_own_tenant(ctx, &member.tenant)?;
+        if join {
+            // The member gains everything the group holds.
+            self.check_may_act_as(ctx, &group)?;
+        }
         let change = if join {
             PrincipalChange::JoinGroup(group.object_id)
         } else {

@@ -141,6 +141,16 @@ impl Service {
         let export = Export::decode(data).map_err(|_| {
             Error::bad_parameter("The snapshot is damaged or is not a Coffer snapshot.")
         })?;
+        if export.holds_identity() && !ctx.caller().is_superuser() {
+            // Identity records decide who may do what; restoring them is the cluster owner's
+            // act (the bootstrap token), not an operator's.
+            return Err(Error::new(
+                coffer_types::ErrorCode::Forbidden,
+                "The snapshot holds identities and role assignments; restore it with the \
+                 bootstrap credential.",
+            )
+            .with_inner(coffer_types::InnerCode::ForbiddenByRbac));
+        }
         for vault in &export.vaults {
             self.keys.data_key(vault).map_err(|_| {
                 Error::bad_parameter(format!(

@@ -175,6 +175,7 @@ impl Service {
                 .ok_or_else(|| Error::vault_not_found(vault))?;
         }
         let principal = self.find_principal(&input.principal)?;
+        self.check_own_tenant(ctx, &principal.tenant)?;
         let record = RoleAssignmentRecord {
             format: RECORD_FORMAT,
             id: new_uuid()?,
@@ -281,6 +282,7 @@ impl Service {
         self.authorize(ctx, &Scope::vault(&name.key())?, mgmt::ACCESS_POLICY_WRITE)?;
         let vault = self.vault_for(&name, ctx.consistency).await?;
         let principal = self.find_principal(&input.principal)?;
+        self.check_own_tenant(ctx, &principal.tenant)?;
         let mut entry = AccessPolicyEntry {
             tenant_id: principal.tenant.clone(),
             object_id: principal.object_id.clone(),

@@ -47,6 +47,10 @@ pub struct IdentityConfig {
     /// Base of the issuer URL, such as `https://coffer.example.com:8443`; a token of tenant `t`
     /// carries `iss = {issuer_base}/{t}/v2.0`.
     pub issuer_base: String,
+    /// The URLs (scheme and authority) under which clients reach this node's token endpoint;
+    /// a client assertion's audience must be `{one of them}/{tenant}/oauth2/v2.0/token`. Fixed
+    /// by configuration, never taken from a request.
+    pub token_endpoint_bases: Vec<String>,
     /// Audiences tokens are issued for and accepted with; the first is the default.
     pub audiences: Vec<String>,
     pub token_lifetime_seconds: i64,
@@ -114,8 +118,8 @@ pub struct TokenGrant {
     pub client_assertion_type: Option<String>,
     pub client_assertion: Option<SecretString>,
     pub scope: Option<String>,
-    /// The URLs under which this request reached the token endpoint: a client assertion's
-    /// audience must be one of them.
+    /// The token endpoint's URLs for this tenant: a client assertion's audience must be one of
+    /// them (see [`IdentityConfig::token_endpoint_bases`]).
     pub endpoint_urls: Vec<String>,
 }
 
@@ -212,11 +216,13 @@ impl Service {
     pub fn jwks(&self) -> Result<Jwks, Error> {
         let now = self.clock.now_unix();
         let mut keys = Vec::new();
-        for record in self.store.signing_keys()? {
+        let records = self.store.signing_keys()?;
+        for record in &records {
             if record.retire_at.is_none_or(|at| at > now) {
-                let jwk: Jwk = serde_json::from_str(&record.public_jwk)
-                    .map_err(|e| Error::internal(format!("stored signing key: {e}")))?;
-                keys.push(jwk);
+                // Published from the unsealed key, so only keys this cluster made appear.
+                if let Ok(key) = self.unsealed_key(record, &records) {
+                    keys.push(key.public_jwk());
+                }
             }
         }
         Ok(Jwks { keys })
@@ -322,22 +328,34 @@ impl Service {
             .filter(|k| k.retire_at.is_none())
             .max_by_key(|k| k.created)
             .ok_or_else(|| Error::unavailable("No token signing key exists yet."))?;
+        self.unsealed_key(record, &records)
+    }
+
+    /// The private key of `record`, unsealed with the root key (and remembered). Tokens are
+    /// signed and verified only with keys that unseal: a record whose public half was written
+    /// by anything but this cluster's root-key holders is never trusted.
+    fn unsealed_key(
+        &self,
+        record: &SigningKeyRecord,
+        records: &[SigningKeyRecord],
+    ) -> Result<Arc<SigningKey>, Error> {
         if let Some(key) = lock(&self.tokens.signing).get(&record.kid) {
             return Ok(key.clone());
         }
+        let refused = |why: &str| {
+            tracing::error!(kid = %record.kid, why, "token signing key refused");
+            Error::internal("A token signing key could not be opened with this node's root key.")
+        };
         let pkcs8 = self
             .keys
             .root()
             .unseal_internal(&signing_purpose(&record.kid), &record.sealed_key)
-            .map_err(|e| {
-                tracing::error!(kid = %record.kid, error = %e, "token signing key does not unseal");
-                Error::internal(
-                    "The token signing key could not be opened with this node's root key.",
-                )
-            })?;
-        let key = Arc::new(
-            SigningKey::from_pkcs8(pkcs8.expose()).map_err(|e| Error::internal(e.to_string()))?,
-        );
+            .map_err(|_| refused("does not unseal"))?;
+        let key = SigningKey::from_pkcs8(pkcs8.expose()).map_err(|_| refused("not a key"))?;
+        if key.kid() != record.kid {
+            return Err(refused("its id is not its key's thumbprint"));
+        }
+        let key = Arc::new(key);
         let mut cache = lock(&self.tokens.signing);
         cache.retain(|kid, _| records.iter().any(|r| &r.kid == kid));
         cache.insert(record.kid.clone(), key.clone());
@@ -571,8 +589,14 @@ impl Service {
         if string_claim(jwt.claims(), "sub") != Some(client_id) {
             return Err(refused("the subject must be the client id"));
         }
-        let exp = jwt.claims().get("exp").and_then(Value::as_i64).unwrap_or(0);
-        if exp - now > MAX_ASSERTION_LIFETIME {
+        // MSAL writes fractional seconds. A float beyond i64 saturates, and then reads as far
+        // too long a lifetime, which is refused below.
+        let exp = jwt
+            .claims()
+            .get("exp")
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+            .ok_or_else(|| refused("exp must be a number of seconds"))?;
+        if exp.saturating_sub(now) > MAX_ASSERTION_LIFETIME {
             return Err(refused("the assertion is valid for too long"));
         }
         Ok(())
@@ -727,15 +751,12 @@ impl Service {
         let invalid = || unauthorized("The access token is invalid.");
         let jwt = Jwt::parse(token).map_err(|_| invalid())?;
         let kid = jwt.header().kid.as_deref().ok_or_else(invalid)?;
-        let record = self
-            .store
-            .signing_keys()?
-            .into_iter()
+        let records = self.store.signing_keys()?;
+        let record = records
+            .iter()
             .find(|k| k.kid == kid && k.retire_at.is_none_or(|at| at > now))
             .ok_or_else(|| unauthorized("The access token is signed by an unknown key."))?;
-        let jwk: Jwk = serde_json::from_str(&record.public_jwk)
-            .map_err(|e| Error::internal(format!("stored signing key: {e}")))?;
-        let key = VerifyingKey::from_jwk(&jwk).map_err(|e| Error::internal(e.to_string()))?;
+        let key = self.unsealed_key(record, &records)?.verifying_key();
         jwt.verify(&key).map_err(|_| invalid())?;
         let tenant = string_claim(jwt.claims(), "tid")
             .filter(|t| coffer_types::identity::validate_tenant_id(t).is_ok())

@@ -52,6 +52,11 @@ impl Export {
     pub fn record_count(&self) -> usize {
         self.records.len()
     }
+
+    /// Whether the copy holds identity records (principals, roles, assignments, signing keys).
+    pub fn holds_identity(&self) -> bool {
+        self.records.iter().any(|r| r.cf == 3)
+    }
 }
 
 impl Store {

@@ -383,6 +383,13 @@ fn create_assignment(db: &DB, batch: &mut WriteBatch, record: &RoleAssignmentRec
     if get::<PrincipalRecord>(db, &[PRINCIPAL, &record.principal_id])?.is_none() {
         return Ok(Err(not_found("principal", &record.principal_id)));
     }
+    // Checked here, not only by the proposer: a vault deleted in between would otherwise
+    // leave an assignment that a new vault of the same name inherits.
+    if let Some(vault) = record.scope.vault_name()
+        && crate::apply::load_vault(db, vault)?.is_none()
+    {
+        return Ok(Err(Error::vault_not_found(vault)));
+    }
     for (id, _) in scan(db, &[ASSIGNED, &record.principal_id])? {
         if let Some(existing) = get::<RoleAssignmentRecord>(db, &[ASSIGNMENT, &id])?
             && existing.role_definition_id == record.role_definition_id
