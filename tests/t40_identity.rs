@@ -19,7 +19,7 @@ use coffer_service::{
 };
 use coffer_store::{Bootstrap, NoTransport, RaftTimeouts, Store, StoreConfig};
 use coffer_types::authz::AccessPolicyPermissions;
-use coffer_types::identity::PrincipalKind;
+use coffer_types::identity::{PrincipalKind, PrincipalRecord};
 use coffer_types::{ErrorCode, InnerCode, ManualClock};
 use serde_json::{Value, json};
 
@@ -133,6 +133,22 @@ async fn service_principal(
         sp.app_id.unwrap(),
         added.secret.expect("a generated secret"),
     )
+}
+
+/// A service principal without credentials, with the client id `app_id`.
+async fn application(node: &Node, tenant: &str, app_id: &str) -> PrincipalRecord {
+    node.service
+        .create_principal(
+            &admin(),
+            CreatePrincipal {
+                tenant: tenant.into(),
+                kind: PrincipalKind::ServicePrincipal,
+                display_name: app_id.into(),
+                app_id: Some(app_id.into()),
+            },
+        )
+        .await
+        .unwrap()
 }
 
 async fn token_for(node: &Node, tenant: &str, client_id: &str, secret: &SecretString) -> String {
@@ -1227,19 +1243,7 @@ async fn federated_tokens_are_exchanged_only_from_trusted_issuers() {
         .await
         .unwrap();
     vault(&node, "fed-kv", true).await;
-    let sp = node
-        .service
-        .create_principal(
-            &admin(),
-            CreatePrincipal {
-                tenant: "t1".into(),
-                kind: PrincipalKind::ServicePrincipal,
-                display_name: "ci".into(),
-                app_id: Some("ci-deployer".into()),
-            },
-        )
-        .await
-        .unwrap();
+    let sp = application(&node, "t1", "ci-deployer").await;
     node.service
         .add_credential(
             &admin(),
@@ -1338,19 +1342,7 @@ async fn client_certificate_assertions_are_bound_to_the_endpoint_and_short_lived
         .create_tenant(&admin(), "t1", "T1")
         .await
         .unwrap();
-    let sp = node
-        .service
-        .create_principal(
-            &admin(),
-            CreatePrincipal {
-                tenant: "t1".into(),
-                kind: PrincipalKind::ServicePrincipal,
-                display_name: "cert-app".into(),
-                app_id: Some("cert-app".into()),
-            },
-        )
-        .await
-        .unwrap();
+    let sp = application(&node, "t1", "cert-app").await;
     // A P-256 certificate and its key (the dev PKI's server pair will do).
     let pki = coffer_crypto::pki::generate_dev_pki(&["cert-app".into()]).unwrap();
     node.service

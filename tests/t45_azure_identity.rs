@@ -23,7 +23,7 @@ use coffer_proto::v1::GetSecretRequest;
 use coffer_proto::v1::SetSecretRequest;
 use coffer_proto::v1::identity_service_client::IdentityServiceClient;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
-use common::DevServer;
+use common::{DevServer, with_bearer};
 
 fn python() -> PathBuf {
     let venv = std::env::var("COFFER_VENV").unwrap_or_else(|_| "/var/tmp/coffer-venv".into());
@@ -81,14 +81,6 @@ fn get_token(kind: &str, scope: &str, vars: &[(&str, String)]) -> (String, i64) 
 fn claims(token: &str) -> serde_json::Value {
     let payload = token.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn with_bearer<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(body);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,19 +17,12 @@ use coffer_proto::v1::authorization_service_client::AuthorizationServiceClient;
 use coffer_proto::v1::identity_service_client::IdentityServiceClient;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use coffer_testkit::TestCluster;
+use common::with_bearer;
 use serde_json::json;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 const CI_ISSUER: &str = "https://ci.example.test";
-
-fn with_bearer<T>(token: &str, body: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(body);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 async fn channel(cluster: &TestCluster, id: u64) -> Channel {
     let ca = std::fs::read(cluster.dir().join("tls").join("ca.pem")).unwrap();

@@ -287,3 +287,13 @@ impl Drop for DevServer {
 pub fn version_of(id: &str) -> String {
     id.rsplit('/').next().expect("id has a version").to_owned()
 }
+
+/// A gRPC request carrying `token` as its bearer credential.
+pub fn with_bearer<T>(token: &str, body: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(body);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    request
+}
