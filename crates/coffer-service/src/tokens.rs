@@ -288,14 +288,11 @@ impl Service {
             .root()
             .seal_internal(&signing_purpose(&kid), pkcs8.expose())
             .map_err(|e| Error::internal(e.to_string()))?;
-        let public_jwk =
-            serde_json::to_string(&key.public_jwk()).map_err(|e| Error::internal(e.to_string()))?;
         let now = self.clock.now_unix();
         let config = &self.tokens.config;
         let record = SigningKeyRecord {
             format: RECORD_FORMAT,
             kid,
-            public_jwk,
             sealed_key,
             created: now,
             retire_at: None,

@@ -218,11 +218,10 @@ pub struct RoleAssignmentRecord {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKeyRecord {
     pub format: u16,
-    /// The JWK thumbprint, the token header's `kid`.
+    /// The JWK thumbprint, the token header's `kid`. The public key is not stored: it is
+    /// derived from the unsealed private key, so only keys sealed by the root key are trusted.
     pub kid: String,
-    /// The public JWK as JSON, as the JWKS publishes it.
-    pub public_jwk: String,
-    /// The PKCS#8 private key, sealed with a key derived from the root key.
+    /// The PKCS#8 private key, sealed with the root key.
     #[serde(with = "crate::records::b64")]
     pub sealed_key: Vec<u8>,
     pub created: i64,
@@ -275,7 +274,6 @@ mod tests {
         let k = SigningKeyRecord {
             format: 1,
             kid: "k".into(),
-            public_jwk: "{}".into(),
             sealed_key: vec![0x42; 8],
             created: 1,
             retire_at: None,
