@@ -3,6 +3,9 @@
 //! mapping from status metadata.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{Pki, pki};
 use std::net::SocketAddr;
 
 use coffer_client::proto::secret_service_server::{SecretService, SecretServiceServer};
@@ -13,34 +16,12 @@ use coffer_client::proto::{
     ListVaultsResponse, Secret, SetSecretRequest, UpdateSecretRequest, UpdateVaultRequest, Vault,
 };
 use coffer_client::{ClientError, CofferClient, ConnectOptions, Token};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 const TOKEN: &str = "test-token-123";
-
-struct Pki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn pki() -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    Pki {
-        ca_pem: ca.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
 
 fn check_auth<T>(request: &Request<T>) -> Result<(), Status> {
     let header = request
