@@ -314,3 +314,157 @@ async fn tokens_work_across_the_cluster_and_survive_the_leader() {
         "k-123"
     );
 }
+
+/// Serves `body` as `application/json` over HTTPS on a loopback port (a stand-in for an OIDC
+/// issuer's JWKS endpoint); returns the port and the CA to trust. Stops with the runtime.
+async fn serve_json(body: String) -> (u16, String) {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = coffer_crypto::pki::generate_dev_pki(&["127.0.0.1".into()]).unwrap();
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(pki.server_cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(pki.server_key_pem.expose().as_bytes())
+            .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, pki.ca_cert_pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_issuers_keys_are_fetched_from_its_jwks_url() {
+    let (ci_key, _) = SigningKey::generate().unwrap();
+    let jwks = serde_json::to_string(&json!({ "keys": [ci_key.public_jwk()] })).unwrap();
+    let (port, issuer_ca) = serve_json(jwks).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("issuer-ca.pem");
+    std::fs::write(&ca_file, issuer_ca).unwrap();
+    let tail = format!(
+        "[[identity.trusted-issuer]]\nissuer = \"{CI_ISSUER}\"\n\
+         jwks-url = \"https://127.0.0.1:{port}/.well-known/jwks.json\"\njwks-ca-file = \"{}\"\n",
+        ca_file.display()
+    );
+    let cluster = TestCluster::start_configured(Path::new(BIN), 1, "eastus", &[], &tail)
+        .await
+        .unwrap();
+    let admin = cluster.token().to_owned();
+    cluster
+        .leader(&[1], Duration::from_secs(30))
+        .await
+        .expect("a leader");
+    let mut identity = IdentityServiceClient::new(channel(&cluster, 1).await);
+    identity
+        .create_tenant(with_bearer(
+            &admin,
+            pb::CreateTenantRequest {
+                id: "contoso".into(),
+                display_name: "Contoso".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    identity
+        .create_principal(with_bearer(
+            &admin,
+            pb::CreatePrincipalRequest {
+                tenant: "contoso".into(),
+                kind: "ServicePrincipal".into(),
+                display_name: "deployer".into(),
+                client_id: "deployer-app".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    identity
+        .add_credential(with_bearer(
+            &admin,
+            pb::AddCredentialRequest {
+                principal: "deployer-app".into(),
+                credential: Some(pb::add_credential_request::Credential::Federated(
+                    pb::FederatedCredential {
+                        name: "main".into(),
+                        issuer: CI_ISSUER.into(),
+                        subject: "repo:contoso/app:ref:refs/heads/main".into(),
+                        audiences: Vec::new(),
+                    },
+                )),
+            },
+        ))
+        .await
+        .unwrap();
+    // The node fetches the keys at start; the exchange works once it has them (bounded wait).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exchanged = loop {
+        let assertion = external_token(&ci_key, CI_ISSUER, "repo:contoso/app:ref:refs/heads/main");
+        match request_token(
+            &authority(&cluster, 1),
+            &ca(&cluster),
+            "contoso",
+            "deployer-app",
+            &ClientAuth::Assertion(Token::new(assertion)),
+            None,
+        )
+        .await
+        {
+            Ok(token) => break token,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = e;
+            }
+            Err(e) => panic!("no exchange with fetched keys: {e}\n{}", cluster.log(1)),
+        }
+    };
+    assert!(exchanged.token.expose().split('.').count() == 3);
+    // A key the JWKS does not hold is still refused.
+    let (other, _) = SigningKey::generate().unwrap();
+    let forged = external_token(&other, CI_ISSUER, "repo:contoso/app:ref:refs/heads/main");
+    assert!(
+        request_token(
+            &authority(&cluster, 1),
+            &ca(&cluster),
+            "contoso",
+            "deployer-app",
+            &ClientAuth::Assertion(Token::new(forged)),
+            None,
+        )
+        .await
+        .is_err()
+    );
+    assert!(cluster.log(1).contains("trusted issuer keys fetched"));
+}

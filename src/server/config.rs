@@ -154,8 +154,13 @@ impl Default for IdentityConfig {
 pub struct TrustedIssuerConfig {
     /// The `iss` of the external tokens, exactly.
     pub issuer: String,
-    /// The issuer's JWKS document (public keys only).
-    pub jwks_file: PathBuf,
+    /// The issuer's JWKS document (public keys only), read at start. Give this or `jwks-url`.
+    pub jwks_file: Option<PathBuf>,
+    /// Where the issuer publishes its JWKS (`https://` only); fetched at start and every
+    /// 10 minutes, so the issuer's key rotations reach the node.
+    pub jwks_url: Option<String>,
+    /// CAs trusted when fetching `jwks-url` [default: /etc/ssl/certs/ca-certificates.crt].
+    pub jwks_ca_file: Option<PathBuf>,
     /// Audiences the external tokens must carry; default `api://AzureADTokenExchange`.
     #[serde(default)]
     pub audiences: Vec<String>,
@@ -269,6 +274,24 @@ impl Config {
                 "identity.issuer-url",
                 "must be an https:// URL without a trailing slash",
             );
+        }
+        for t in &self.identity.trusted_issuer {
+            match (&t.jwks_file, &t.jwks_url) {
+                (Some(_), None) => {}
+                (None, Some(url)) if url.starts_with("https://") => {}
+                (None, Some(_)) => {
+                    return invalid(
+                        "identity.trusted-issuer.jwks-url",
+                        "must be an https:// URL",
+                    );
+                }
+                _ => {
+                    return invalid(
+                        "identity.trusted-issuer",
+                        "give exactly one of jwks-file and jwks-url",
+                    );
+                }
+            }
         }
         if let Some(mi) = &self.identity.managed_identity {
             if !mi.listen.ip().is_loopback() {

@@ -78,9 +78,24 @@ struct IdentitySettings {
     token_lifetime_seconds: i64,
     trusted_issuers: Vec<coffer_service::TrustedIssuer>,
     managed_identity: Option<ManagedIdentitySettings>,
+    /// Trusted issuers whose keys are fetched from a URL.
+    jwks_urls: Vec<JwksSource>,
     default_tenant: Option<String>,
     token_endpoint_bases: Vec<String>,
 }
+
+/// Where a trusted issuer publishes its keys.
+struct JwksSource {
+    issuer: String,
+    url: String,
+    /// PEM of the CAs trusted for the URL.
+    ca: Vec<u8>,
+}
+
+/// Debian's bundle of public CAs, trusted for JWKS URLs unless a config names other CAs.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// How often a trusted issuer's JWKS is fetched again (after a failure: every 30 s).
+const JWKS_REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The managed-identity endpoint of a node.
 struct ManagedIdentitySettings {
@@ -102,7 +117,7 @@ struct ClusterSettings {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let settings = if args.dev {
+    let mut settings = if args.dev {
         dev_settings(&args)?
     } else {
         config_settings(&args)?
@@ -183,6 +198,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 }
             }
         });
+    }
+    for source in std::mem::take(&mut settings.identity.jwks_urls) {
+        tokio::spawn(refresh_jwks(service.clone(), source));
     }
     let audit = AuditLog::open(&settings.audit_file)
         .with_context(|| format!("opening the audit log {}", settings.audit_file.display()))?;
@@ -400,21 +418,69 @@ fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// Keeps a trusted issuer's keys current: fetched at start, then every [`JWKS_REFRESH`].
+async fn refresh_jwks(service: Service, source: JwksSource) {
+    loop {
+        let fetched = coffer_client::fetch_https(&source.url, &source.ca)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                serde_json::from_slice::<coffer_crypto::jwt::Jwks>(&body)
+                    .map_err(|e| format!("not a JWKS document: {e}"))
+            })
+            .and_then(|jwks| {
+                service
+                    .set_trusted_issuer_keys(&source.issuer, jwks)
+                    .map_err(|e| e.to_string())
+            });
+        let wait = match fetched {
+            Ok(count) => {
+                tracing::info!(issuer = %source.issuer, keys = count, "trusted issuer keys fetched");
+                JWKS_REFRESH
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %source.issuer, url = %source.url, error = %e, "fetching a trusted issuer's keys failed");
+                std::time::Duration::from_secs(30)
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
 fn identity_settings(c: &config::IdentityConfig) -> anyhow::Result<IdentitySettings> {
     let mut trusted_issuers = Vec::new();
+    let mut jwks_urls = Vec::new();
     for t in &c.trusted_issuer {
-        let text = std::fs::read(&t.jwks_file)
-            .with_context(|| format!("reading {}", t.jwks_file.display()))?;
-        let jwks: coffer_crypto::jwt::Jwks = serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not a JWKS document", t.jwks_file.display()))?;
-        for key in &jwks.keys {
-            coffer_crypto::jwt::VerifyingKey::from_jwk(key).with_context(|| {
-                format!(
-                    "{} holds a key that cannot verify tokens",
-                    t.jwks_file.display()
-                )
-            })?;
-        }
+        let keys = match (&t.jwks_file, &t.jwks_url) {
+            (Some(file), _) => {
+                let text =
+                    std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                let jwks: coffer_crypto::jwt::Jwks = serde_json::from_slice(&text)
+                    .with_context(|| format!("{} is not a JWKS document", file.display()))?;
+                for key in &jwks.keys {
+                    coffer_crypto::jwt::VerifyingKey::from_jwk(key).with_context(|| {
+                        format!("{} holds a key that cannot verify tokens", file.display())
+                    })?;
+                }
+                jwks.keys
+            }
+            (None, Some(url)) => {
+                let ca_file = t
+                    .jwks_ca_file
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
+                let ca = std::fs::read(&ca_file)
+                    .with_context(|| format!("reading {}", ca_file.display()))?;
+                jwks_urls.push(JwksSource {
+                    issuer: t.issuer.clone(),
+                    url: url.clone(),
+                    ca,
+                });
+                // Until the first fetch, no key of this issuer is trusted.
+                Vec::new()
+            }
+            (None, None) => anyhow::bail!("a trusted issuer needs jwks-file or jwks-url"),
+        };
         let audiences = if t.audiences.is_empty() {
             vec![coffer_types::identity::FEDERATION_AUDIENCE.to_owned()]
         } else {
@@ -423,7 +489,7 @@ fn identity_settings(c: &config::IdentityConfig) -> anyhow::Result<IdentitySetti
         trusted_issuers.push(coffer_service::TrustedIssuer {
             issuer: t.issuer.clone(),
             audiences,
-            keys: jwks.keys,
+            keys,
         });
     }
     let managed_identity = match &c.managed_identity {
@@ -453,6 +519,7 @@ fn identity_settings(c: &config::IdentityConfig) -> anyhow::Result<IdentitySetti
         token_lifetime_seconds: c.token_lifetime_seconds,
         trusted_issuers,
         managed_identity,
+        jwks_urls,
         default_tenant: c.default_tenant.clone(),
         token_endpoint_bases: c.token_endpoint_urls.clone(),
     })

@@ -31,7 +31,9 @@ pub use coffer_proto::v1 as proto;
 pub use error::ClientError;
 pub use identity::AddedCredential;
 pub use login::{ENV_CONFIG_DIR, SavedLogin};
-pub use oauth::{AccessToken, CLIENT_ASSERTION_TYPE, ClientAuth, request_token, token_endpoint};
+pub use oauth::{
+    AccessToken, CLIENT_ASSERTION_TYPE, ClientAuth, fetch_https, request_token, token_endpoint,
+};
 pub use options::{
     ConnectOptions, Credential, ENV_ADDR, ENV_CA_CERT, ENV_CLIENT_ID, ENV_CLIENT_SECRET,
     ENV_TENANT, ENV_TOKEN, Token,

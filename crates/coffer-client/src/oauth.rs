@@ -19,7 +19,9 @@ use tokio_rustls::TlsConnector;
 use zeroize::Zeroizing;
 
 use crate::options::now_unix;
-use crate::tls::{NodeUrl, https_client_config, invalid_addr, parse_node_url};
+use crate::tls::{
+    NodeUrl, https_bundle_client_config, https_client_config, invalid_addr, parse_node_url,
+};
 use crate::{ClientError, Token};
 
 /// The `client_assertion_type` of a signed JWT assertion (RFC 7523).
@@ -212,6 +214,27 @@ async fn post_form(
     path: &str,
     form: Zeroizing<String>,
 ) -> Result<(u16, Bytes), ClientError> {
+    // hyper and rustls copy the body into buffers this crate cannot wipe; those copies live
+    // only as long as this one request.
+    let request = hyper::Request::post(path)
+        .header(HOST, url.authority.as_str())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(ACCEPT, "application/json")
+        .body(Full::new(Bytes::copy_from_slice(form.as_bytes())))
+        .map_err(|err| ClientError::InvalidConfiguration {
+            message: format!("cannot build the token request: {err}"),
+        })?;
+    drop(form);
+    exchange(url, config, request).await
+}
+
+/// Sends `request` over a fresh TLS connection to `url`; returns the status and the body,
+/// read up to [`MAX_RESPONSE_BYTES`].
+pub(crate) async fn exchange(
+    url: &NodeUrl,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), ClientError> {
     let addr = format!("https://{}", url.authority);
     let failed = |err: &(dyn std::error::Error + 'static)| ClientError::connect(&addr, err);
     let name = ServerName::try_from(url.host.clone())
@@ -239,17 +262,6 @@ async fn post_form(
     let driver = tokio::spawn(async move {
         let _ = connection.await;
     });
-    // hyper and rustls copy the body into buffers this crate cannot wipe; those copies live
-    // only as long as this one request.
-    let request = hyper::Request::post(path)
-        .header(HOST, url.authority.as_str())
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(ACCEPT, "application/json")
-        .body(Full::new(Bytes::copy_from_slice(form.as_bytes())))
-        .map_err(|err| ClientError::InvalidConfiguration {
-            message: format!("cannot build the token request: {err}"),
-        })?;
-    drop(form);
     let result = async {
         let response = sender
             .send_request(request)
@@ -260,7 +272,7 @@ async fn post_form(
             .collect()
             .await
             .map_err(|err| ClientError::InvalidResponse {
-                message: format!("reading the token endpoint's answer: {err}"),
+                message: format!("reading the answer of {addr}: {err}"),
             })?
             .to_bytes();
         Ok((status, body))
@@ -268,6 +280,45 @@ async fn post_form(
     .await;
     driver.abort();
     result
+}
+
+/// Fetches a public document (an OIDC issuer's JWKS, say) from an `https://` URL, trusting the
+/// CAs in `ca_pem` (one CA or a bundle). Anything but a 200 answer is an error.
+pub async fn fetch_https(url: &str, ca_pem: &[u8]) -> Result<Vec<u8>, ClientError> {
+    let uri: tonic::codegen::http::Uri =
+        url.parse()
+            .map_err(|err: tonic::codegen::http::uri::InvalidUri| {
+                invalid_addr(url, &err.to_string())
+            })?;
+    let origin = format!(
+        "https://{}",
+        uri.authority()
+            .map(|a| a.as_str())
+            .ok_or_else(|| invalid_addr(url, "no host"))?
+    );
+    if uri.scheme_str() != Some("https") {
+        return Err(invalid_addr(url, "only https:// URLs are fetched"));
+    }
+    let node = parse_node_url(&origin)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let config = https_bundle_client_config(ca_pem)?;
+    let request = hyper::Request::get(path)
+        .header(HOST, node.authority.as_str())
+        .header(ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|err| ClientError::InvalidConfiguration {
+            message: format!("cannot build the request: {err}"),
+        })?;
+    let (status, body) = tokio::time::timeout(TOKEN_TIMEOUT, exchange(&node, config, request))
+        .await
+        .map_err(|_| ClientError::Connect {
+            addr: origin.clone(),
+            message: format!("no answer within {} s", TOKEN_TIMEOUT.as_secs()),
+        })??;
+    if status != 200 {
+        return Err(invalid_response(format!("{origin} answered {status}")));
+    }
+    Ok(body.to_vec())
 }
 
 fn invalid_response(message: impl Into<String>) -> ClientError {

@@ -111,6 +111,28 @@ pub(crate) fn https_client_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientCon
                 message: format!("the CA certificate is unusable: {err}"),
             })?;
     }
+    client_config_with_roots(roots)
+}
+
+/// Like [`https_client_config`] for a bundle of CAs (such as the system's
+/// /etc/ssl/certs/ca-certificates.crt), where a certificate the verifier cannot use is skipped
+/// rather than fatal; at least one must be usable.
+pub(crate) fn https_bundle_client_config(
+    bundle_pem: &[u8],
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(ca_certificates(bundle_pem)?);
+    if added == 0 {
+        return Err(ClientError::InvalidConfiguration {
+            message: "no usable CA certificate in the bundle".to_owned(),
+        });
+    }
+    client_config_with_roots(roots)
+}
+
+fn client_config_with_roots(
+    roots: rustls::RootCertStore,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -37,6 +37,8 @@ pub struct TrustedIssuer {
     pub issuer: String,
     /// The external token must carry one of these audiences.
     pub audiences: Vec<String>,
+    /// The issuer's keys as configured (a JWKS file); replaced by
+    /// [`Service::set_trusted_issuer_keys`] when the node fetches them from a URL.
     pub keys: Vec<Jwk>,
 }
 
@@ -137,6 +139,8 @@ pub(crate) struct Tokens {
     pub(crate) config: IdentityConfig,
     signing: Mutex<HashMap<String, Arc<SigningKey>>>,
     verified: Mutex<HashMap<TokenHash, CachedToken>>,
+    /// Trusted issuers' keys fetched since start, by issuer; they win over the configured ones.
+    fetched_keys: Mutex<HashMap<String, Arc<Vec<Jwk>>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -152,6 +156,7 @@ impl Tokens {
             config,
             signing: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            fetched_keys: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -226,6 +231,28 @@ impl Service {
             }
         }
         Ok(Jwks { keys })
+    }
+
+    /// Replaces the keys of the trusted issuer `issuer` (fetched from its JWKS URL). Keys that
+    /// cannot verify tokens are left out; an issuer not in the configuration is refused.
+    pub fn set_trusted_issuer_keys(&self, issuer: &str, jwks: Jwks) -> Result<usize, Error> {
+        if !self
+            .tokens
+            .config
+            .trusted_issuers
+            .iter()
+            .any(|t| t.issuer == issuer)
+        {
+            return Err(Error::bad_parameter("The issuer is not a trusted issuer."));
+        }
+        let keys: Vec<Jwk> = jwks
+            .keys
+            .into_iter()
+            .filter(|k| VerifyingKey::from_jwk(k).is_ok())
+            .collect();
+        let count = keys.len();
+        lock(&self.tokens.fetched_keys).insert(issuer.to_owned(), Arc::new(keys));
+        Ok(count)
     }
 
     /// Creates the first signing key unless one is active. Safe to call from every node at
@@ -612,8 +639,11 @@ impl Service {
             ))
         };
         let kid = jwt.header().kid.as_deref();
-        let candidates: Vec<&Jwk> = trusted
-            .keys
+        let fetched = lock(&self.tokens.fetched_keys)
+            .get(&trusted.issuer)
+            .cloned();
+        let keys = fetched.as_deref().unwrap_or(&trusted.keys);
+        let candidates: Vec<&Jwk> = keys
             .iter()
             .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
             .collect();
