@@ -82,6 +82,52 @@ fn write_jwks(path: &Path, key: &SigningKey) {
     .unwrap();
 }
 
+/// With the bootstrap token `admin`: tenant `contoso` and its service principal
+/// `deployer-app`, trusting the CI issuer's tokens for the main branch.
+async fn deployer(identity: &mut IdentityServiceClient<Channel>, admin: &str) -> pb::Principal {
+    identity
+        .create_tenant(with_bearer(
+            admin,
+            pb::CreateTenantRequest {
+                id: "contoso".into(),
+                display_name: "Contoso".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let sp = identity
+        .create_principal(with_bearer(
+            admin,
+            pb::CreatePrincipalRequest {
+                tenant: "contoso".into(),
+                kind: "ServicePrincipal".into(),
+                display_name: "deployer".into(),
+                client_id: "deployer-app".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    identity
+        .add_credential(with_bearer(
+            admin,
+            pb::AddCredentialRequest {
+                principal: "deployer-app".into(),
+                credential: Some(pb::add_credential_request::Credential::Federated(
+                    pb::FederatedCredential {
+                        name: "main".into(),
+                        issuer: CI_ISSUER.into(),
+                        subject: "repo:contoso/app:ref:refs/heads/main".into(),
+                        audiences: Vec::new(),
+                    },
+                )),
+            },
+        ))
+        .await
+        .unwrap();
+    sp
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_work_across_the_cluster_and_survive_the_leader() {
     let jwks_dir = tempfile::tempdir().unwrap();
@@ -106,29 +152,7 @@ async fn tokens_work_across_the_cluster_and_survive_the_leader() {
     // federated credential, a vault with a secret, and a role on that vault.
     let ch = channel(&cluster, leader).await;
     let mut identity = IdentityServiceClient::new(ch.clone());
-    identity
-        .create_tenant(with_bearer(
-            &admin,
-            pb::CreateTenantRequest {
-                id: "contoso".into(),
-                display_name: "Contoso".into(),
-            },
-        ))
-        .await
-        .unwrap();
-    let sp = identity
-        .create_principal(with_bearer(
-            &admin,
-            pb::CreatePrincipalRequest {
-                tenant: "contoso".into(),
-                kind: "ServicePrincipal".into(),
-                display_name: "deployer".into(),
-                client_id: "deployer-app".into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let sp = deployer(&mut identity, &admin).await;
     let secret = identity
         .add_credential(with_bearer(
             &admin,
@@ -144,23 +168,6 @@ async fn tokens_work_across_the_cluster_and_survive_the_leader() {
         .into_inner()
         .secret;
     assert!(secret.starts_with("cfs_"));
-    identity
-        .add_credential(with_bearer(
-            &admin,
-            pb::AddCredentialRequest {
-                principal: "deployer-app".into(),
-                credential: Some(pb::add_credential_request::Credential::Federated(
-                    pb::FederatedCredential {
-                        name: "main".into(),
-                        issuer: CI_ISSUER.into(),
-                        subject: "repo:contoso/app:ref:refs/heads/main".into(),
-                        audiences: Vec::new(),
-                    },
-                )),
-            },
-        ))
-        .await
-        .unwrap();
     coffer_testkit::ops::create_vault(&cluster.client(&[leader]).await.unwrap(), "fed-kv")
         .await
         .unwrap();
@@ -389,45 +396,7 @@ async fn a_trusted_issuers_keys_are_fetched_from_its_jwks_url() {
         .await
         .expect("a leader");
     let mut identity = IdentityServiceClient::new(channel(&cluster, 1).await);
-    identity
-        .create_tenant(with_bearer(
-            &admin,
-            pb::CreateTenantRequest {
-                id: "contoso".into(),
-                display_name: "Contoso".into(),
-            },
-        ))
-        .await
-        .unwrap();
-    identity
-        .create_principal(with_bearer(
-            &admin,
-            pb::CreatePrincipalRequest {
-                tenant: "contoso".into(),
-                kind: "ServicePrincipal".into(),
-                display_name: "deployer".into(),
-                client_id: "deployer-app".into(),
-            },
-        ))
-        .await
-        .unwrap();
-    identity
-        .add_credential(with_bearer(
-            &admin,
-            pb::AddCredentialRequest {
-                principal: "deployer-app".into(),
-                credential: Some(pb::add_credential_request::Credential::Federated(
-                    pb::FederatedCredential {
-                        name: "main".into(),
-                        issuer: CI_ISSUER.into(),
-                        subject: "repo:contoso/app:ref:refs/heads/main".into(),
-                        audiences: Vec::new(),
-                    },
-                )),
-            },
-        ))
-        .await
-        .unwrap();
+    deployer(&mut identity, &admin).await;
     // The node fetches the keys at start; the exchange works once it has them (bounded wait).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let exchanged = loop {
