@@ -83,6 +83,11 @@ async fn node() -> Node {
         assert!(std::time::Instant::now() < deadline, "no leader: {e}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Every test works in tenant t1 (some add others).
+    service
+        .create_tenant(&RequestContext::internal().unwrap(), "t1", "T1")
+        .await
+        .unwrap();
     Node {
         service,
         clock,
@@ -435,10 +440,6 @@ async fn built_in_roles_and_access_policies_decide_secret_operations() {
 #[tokio::test]
 async fn grants_hold_exactly_where_they_were_given() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     vault(&node, "vault-a", true).await;
     vault(&node, "vault-b", true).await;
 
@@ -543,10 +544,6 @@ async fn grants_hold_exactly_where_they_were_given() {
 #[tokio::test]
 async fn groups_grant_to_their_members() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     vault(&node, "group-kv", true).await;
     let group = node
         .service
@@ -616,10 +613,6 @@ async fn groups_grant_to_their_members() {
 #[tokio::test]
 async fn switching_the_model_keeps_both_sets_of_entries() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     vault(&node, "switch-kv", true).await;
     let (rbac_oid, rbac_id, rbac_secret) = service_principal(&node, "t1", "rbac").await;
     let (policy_oid, policy_id, policy_secret) = service_principal(&node, "t1", "policy").await;
@@ -717,10 +710,6 @@ async fn switching_the_model_keeps_both_sets_of_entries() {
 #[tokio::test]
 async fn nobody_grants_more_than_it_holds() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     vault(&node, "grant-kv", true).await;
     let (target, _, _) = service_principal(&node, "t1", "target").await;
 
@@ -915,10 +904,6 @@ fn encode(v: &Value) -> String {
 async fn forged_expired_and_foreign_tokens_are_refused_and_change_nothing() {
     let node = node().await;
     node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
-    node.service
         .create_tenant(&admin(), "t2", "T2")
         .await
         .unwrap();
@@ -1107,10 +1092,6 @@ async fn forged_expired_and_foreign_tokens_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn bad_client_credentials_get_oauth_errors() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     let (_, client_id, secret) = service_principal(&node, "t1", "app").await;
     let grant = |client: &str, secret: &str, scope: Option<&str>, tenant: &str| TokenGrant {
         tenant: tenant.into(),
@@ -1168,10 +1149,6 @@ async fn bad_client_credentials_get_oauth_errors() {
 #[tokio::test]
 async fn signing_keys_rotate_with_an_overlap_window() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     let (_, client_id, secret) = service_principal(&node, "t1", "app").await;
     let old = token_for(&node, "t1", &client_id, &secret).await;
     let first_kid = parts(&old).0["kid"].as_str().unwrap().to_owned();
@@ -1238,10 +1215,6 @@ fn external_token(key: &SigningKey, issuer: &str, subject: &str, now: i64) -> St
 #[tokio::test]
 async fn federated_tokens_are_exchanged_only_from_trusted_issuers() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     vault(&node, "fed-kv", true).await;
     let sp = application(&node, "t1", "ci-deployer").await;
     node.service
@@ -1338,10 +1311,6 @@ async fn federated_tokens_are_exchanged_only_from_trusted_issuers() {
 #[tokio::test]
 async fn client_certificate_assertions_are_bound_to_the_endpoint_and_short_lived() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
     let sp = application(&node, "t1", "cert-app").await;
     // A P-256 certificate and its key (the dev PKI's server pair will do).
     let pki = coffer_crypto::pki::generate_dev_pki(&["cert-app".into()]).unwrap();

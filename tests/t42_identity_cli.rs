@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use common::DevServer;
+use common::{DevServer, failed_once, succeeded};
 use serde_json::Value;
 
 /// Who a command runs as.
@@ -70,14 +70,7 @@ impl Cli<'_> {
 
     /// Runs, asserts success, returns stdout.
     fn ok(&self, caller: &Caller<'_>, args: &[&str]) -> String {
-        let out = self.run(caller, args);
-        assert!(
-            out.status.success(),
-            "coffer {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
+        succeeded(args, self.run(caller, args))
     }
 
     fn json(&self, caller: &Caller<'_>, args: &[&str]) -> Value {
@@ -88,19 +81,7 @@ impl Cli<'_> {
 
     /// Runs, asserts failure with one error line, returns that line.
     fn fails(&self, caller: &Caller<'_>, args: &[&str]) -> String {
-        let out = self.run(caller, args);
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        assert!(
-            !out.status.success(),
-            "coffer {args:?} should fail; stdout: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "one error line expected: {stderr}"
-        );
-        stderr
+        failed_once(args, self.run(caller, args))
     }
 }
 

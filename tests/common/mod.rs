@@ -117,31 +117,12 @@ impl DevServer {
 
     /// Runs the CLI, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "coffer {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
+        succeeded(args, self.cli(args))
     }
 
     /// Runs the CLI, asserts failure with one error line, returns that line.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        assert!(
-            !out.status.success(),
-            "coffer {args:?} should fail; stdout: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "one error line expected, got: {stderr}"
-        );
-        stderr
+        failed_once(args, self.cli(args))
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -296,4 +277,31 @@ pub fn with_bearer<T>(token: &str, body: T) -> tonic::Request<T> {
         format!("Bearer {token}").parse().expect("header value"),
     );
     request
+}
+
+/// Asserts that the CLI run `args` succeeded; returns its stdout.
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "coffer {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Asserts that the CLI run `args` failed with one error line; returns that line.
+pub fn failed_once(args: &[&str], out: Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert!(
+        !out.status.success(),
+        "coffer {args:?} should fail; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one error line expected, got: {stderr}"
+    );
+    stderr
 }

@@ -68,7 +68,10 @@ pub(crate) fn principal_to_pb(p: PrincipalRecord) -> pb::Principal {
         credentials.push(pb::CredentialInfo {
             kind: "certificate".into(),
             id: c.id.clone(),
-            description: format!("x5t#S256={}", c.thumbprint_sha256),
+            description: format!(
+                "x5t#S256={}",
+                coffer_crypto::jwt::certificate_thumbprints(&c.der).1
+            ),
             expires: None,
         });
     }

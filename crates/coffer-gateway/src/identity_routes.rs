@@ -71,9 +71,6 @@ fn unknown_tenant(tenant: &str) -> Response {
 
 /// `None` when the tenant exists; the response to send otherwise.
 fn refuse_unknown_tenant(gateway: &Gateway, tenant: &str) -> Option<Response> {
-    if coffer_types::identity::validate_tenant_id(tenant).is_err() {
-        return Some(unknown_tenant(tenant));
-    }
     match gateway.service.tenant_exists(tenant) {
         Ok(true) => None,
         Ok(false) => Some(unknown_tenant(tenant)),
@@ -206,16 +203,7 @@ async fn token(
     let request_id = gateway.next_request_id();
     let mut client_id = None;
     let result = async {
-        if !gateway.service.tenant_exists(&tenant).unwrap_or(false) {
-            return Err(OAuthError {
-                status: 400,
-                error: "invalid_request",
-                description: format!(
-                    "AADSTS90002: Tenant {} not found.",
-                    quote_user_text(&tenant)
-                ),
-            });
-        }
+        // The tenant is checked by the service, after its read barrier.
         if body.len() > MAX_FORM_BYTES {
             return Err(OAuthError {
                 status: 413,

@@ -91,14 +91,45 @@ impl Service {
         scope: &Scope,
         action: &str,
     ) -> Result<(), Error> {
+        if ctx.caller().is_superuser() {
+            return Ok(());
+        }
+        match scope.vault_name() {
+            Some(vault) => {
+                let record = self.store.vault(vault)?;
+                self.authorize_at(ctx, scope, record.as_ref(), action)
+            }
+            None => self.authorize_at(ctx, scope, None, action),
+        }
+    }
+
+    /// Like [`Service::authorize`] at the scope of `vault`, whose record the caller already
+    /// read (so nothing is read again).
+    pub(crate) fn authorize_vault(
+        &self,
+        ctx: &RequestContext,
+        vault: &VaultRecord,
+        action: &str,
+    ) -> Result<(), Error> {
+        let scope = Scope::vault(&vault.name.to_ascii_lowercase())?;
+        self.authorize_at(ctx, &scope, Some(vault), action)
+    }
+
+    /// The management decision at `scope`, with `vault` the record of the vault the scope
+    /// names if it exists.
+    fn authorize_at(
+        &self,
+        ctx: &RequestContext,
+        scope: &Scope,
+        vault: Option<&VaultRecord>,
+        action: &str,
+    ) -> Result<(), Error> {
         let caller = ctx.caller();
         if caller.is_superuser() {
             return Ok(());
         }
-        if let Some(vault) = scope.vault_name()
-            && let Some(record) = self.store.vault(vault)?
-        {
-            self.check_vault_tenant(caller, &record)?;
+        if let Some(record) = vault {
+            self.check_vault_tenant(caller, record)?;
         }
         if self.grants(caller)?.allows(scope, action, false) {
             return Ok(());
@@ -133,11 +164,6 @@ impl Service {
             .with_inner(InnerCode::ForbiddenByRbac)),
             _ => Ok(()),
         }
-    }
-
-    /// Whether the caller may do a management `action` at `scope` (for filtering lists).
-    pub(crate) fn may(&self, ctx: &RequestContext, scope: &Scope, action: &str) -> bool {
-        self.authorize(ctx, scope, action).is_ok()
     }
 
     /// Refuses a data operation on `vault` (and, for object operations, the object `name`)

@@ -1,7 +1,6 @@
 //! Identity management: tenants, principals, their credentials and group memberships. Every
 //! operation needs `Coffer/identity/read` or `Coffer/identity/write` at the cluster scope.
 
-use coffer_crypto::jwt::certificate_thumbprints;
 use coffer_crypto::{ClientSecretHash, SecretString, generate_client_secret};
 use coffer_store::{Applied, Command, IdentityCommand};
 use coffer_types::authz::{Scope, mgmt};
@@ -340,11 +339,8 @@ impl Service {
                 coffer_crypto::jwt::VerifyingKey::from_certificate_der(&der).map_err(|e| {
                     Error::bad_parameter(format!("The certificate is not usable: {e}."))
                 })?;
-                let (sha1, sha256) = certificate_thumbprints(&der);
                 let change = PrincipalChange::AddCertificate(CertificateCredential {
                     id: id.clone(),
-                    thumbprint_sha1: sha1,
-                    thumbprint_sha256: sha256,
                     der,
                     created: now,
                 });

@@ -279,8 +279,9 @@ impl Service {
         input: SetAccessPolicy,
     ) -> Result<(VaultRecord, AccessPolicyEntry), Error> {
         let name = VaultName::parse(&input.vault)?;
-        self.authorize(ctx, &Scope::vault(&name.key())?, mgmt::ACCESS_POLICY_WRITE)?;
-        let vault = self.vault_for(&name, ctx.consistency).await?;
+        let vault = self
+            .authorized_vault(ctx, &name, mgmt::ACCESS_POLICY_WRITE)
+            .await?;
         let principal = self.find_principal(&input.principal)?;
         self.check_own_tenant(ctx, &principal.tenant)?;
         let mut entry = AccessPolicyEntry {

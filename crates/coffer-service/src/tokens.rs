@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use coffer_crypto::jwt::{Jwk, Jwks, Jwt, SigningKey, Validation, VerifyingKey};
+use coffer_crypto::jwt::{
+    Jwk, Jwks, Jwt, SigningKey, Validation, VerifyingKey, certificate_thumbprints,
+};
 use coffer_crypto::{SecretString, TokenHash};
 use coffer_types::Error;
 use coffer_types::identity::{PrincipalKind, PrincipalRecord, SigningKeyRecord};
@@ -590,8 +592,9 @@ impl Service {
             .certificates
             .iter()
             .find(|c| {
-                thumbprint_is(header.x5t_s256.as_deref(), &c.thumbprint_sha256)
-                    || thumbprint_is(header.x5t.as_deref(), &c.thumbprint_sha1)
+                let (sha1, sha256) = certificate_thumbprints(&c.der);
+                thumbprint_is(header.x5t_s256.as_deref(), &sha256)
+                    || thumbprint_is(header.x5t.as_deref(), &sha1)
             })
             .ok_or_else(|| {
                 OAuthError::invalid_client(

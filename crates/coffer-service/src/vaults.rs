@@ -3,7 +3,7 @@
 use coffer_store::{Applied, Command, VaultPatch};
 use coffer_types::authz::{Scope, mgmt};
 use coffer_types::records::RECORD_FORMAT;
-use coffer_types::{Error, Sku, Tags, VaultName, VaultRecord};
+use coffer_types::{Error, ErrorCode, Sku, Tags, VaultName, VaultRecord};
 
 use crate::paging::{decode_token, encode_token, page_size};
 use crate::request::{Consistency, RequestContext};
@@ -103,9 +103,8 @@ impl Service {
     }
 
     pub async fn get_vault(&self, ctx: &RequestContext, name: &str) -> Result<VaultRecord, Error> {
-        let name = VaultName::parse(name)?;
-        self.authorize(ctx, &Scope::vault(&name.key())?, mgmt::VAULT_READ)?;
-        self.vault_for(&name, ctx.consistency).await
+        self.authorized_vault(ctx, &VaultName::parse(name)?, mgmt::VAULT_READ)
+            .await
     }
 
     pub async fn list_vaults(
@@ -123,10 +122,7 @@ impl Service {
         let items = page
             .items
             .into_iter()
-            .filter(|v| {
-                Scope::vault(&v.name.to_ascii_lowercase())
-                    .is_ok_and(|scope| self.may(ctx, &scope, mgmt::VAULT_READ))
-            })
+            .filter(|v| self.authorize_vault(ctx, v, mgmt::VAULT_READ).is_ok())
             .collect();
         Ok(Listing {
             items,
@@ -183,6 +179,27 @@ impl Service {
             other => Err(Error::internal(format!(
                 "unexpected store answer {other:?}"
             ))),
+        }
+    }
+
+    /// The vault `name`, read as current as `ctx` asks, once the caller may do the management
+    /// `action` on it. Whether a vault exists is told only to callers who may act on it.
+    pub(crate) async fn authorized_vault(
+        &self,
+        ctx: &RequestContext,
+        name: &VaultName,
+        action: &str,
+    ) -> Result<VaultRecord, Error> {
+        match self.vault_for(name, ctx.consistency).await {
+            Ok(vault) => {
+                self.authorize_vault(ctx, &vault, action)?;
+                Ok(vault)
+            }
+            Err(e) if e.code == ErrorCode::VaultNotFound => {
+                self.authorize(ctx, &Scope::vault(&name.key())?, action)?;
+                Err(e)
+            }
+            Err(e) => Err(e),
         }
     }
 

@@ -286,11 +286,7 @@ fn change_principal(
             if record.certificates.len() >= MAX_CREDENTIALS {
                 return Ok(Err(too_many()));
             }
-            if record
-                .certificates
-                .iter()
-                .any(|e| e.thumbprint_sha256 == c.thumbprint_sha256)
-            {
+            if record.certificates.iter().any(|e| e.der == c.der) {
                 return Ok(Err(Error::new(
                     ErrorCode::Conflict,
                     "This certificate is already registered for the principal.",

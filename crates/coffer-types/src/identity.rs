@@ -118,13 +118,11 @@ impl std::fmt::Debug for SecretCredential {
     }
 }
 
-/// A registered certificate whose key signs client assertions.
+/// A registered certificate whose key signs client assertions. Its thumbprints (the JWT
+/// `x5t` and `x5t#S256` headers that name it) are computed from the DER when needed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateCredential {
     pub id: String,
-    /// base64url SHA-1 of the DER (the JWT `x5t` header), and SHA-256 (`x5t#S256`).
-    pub thumbprint_sha1: String,
-    pub thumbprint_sha256: String,
     #[serde(with = "crate::records::b64")]
     pub der: Vec<u8>,
     pub created: i64,
