@@ -16,4 +16,8 @@ pub enum CryptoError {
     KeyFile { path: PathBuf, reason: String },
     #[error("certificate generation failed: {0}")]
     Pki(String),
+    /// A backup blob or an exported geography key is malformed or was refused; the message
+    /// says why and never holds key bytes or plaintext.
+    #[error("backup: {0}")]
+    Backup(String),
 }

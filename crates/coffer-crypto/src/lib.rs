@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 mod client_secret;
 mod error;
 pub mod jwt;
