@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".coffer.v1.Secret",
             ".coffer.v1.SetSecretRequest",
             ".coffer.v1.AddCredentialResponse",
+            ".coffer.v1.ExportGeographyKeyRequest",
+            ".coffer.v1.ExportGeographyKeyResponse",
+            ".coffer.v1.ImportGeographyKeyRequest",
         ])
         .compile_protos(&[vault, operator, identity, cluster], &[root])?;
     Ok(())

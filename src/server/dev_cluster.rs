@@ -58,6 +58,9 @@ pub struct ClusterArgs {
     /// Raft timing profile: lan or regions.
     #[arg(long, default_value = "lan")]
     profile: String,
+    /// The cluster's geography: its backups restore only in clusters of the same geography.
+    #[arg(long, default_value = "dev")]
+    geography: String,
     /// Build a Raft snapshot after this many entries.
     #[arg(long, default_value_t = 10_000)]
     snapshot_every: u64,
@@ -236,7 +239,7 @@ pub fn prepare(args: &ClusterArgs, dir: &Path) -> anyhow::Result<Vec<DevNode>> {
 id = {id}
 data-dir = "{data}"
 region = "{region}"
-geography = "dev"
+geography = "{geography}"
 
 [listen]
 address = "{client}"
@@ -298,6 +301,7 @@ profile = "{profile}"
             node_cert = abs(&cert)?,
             node_key = abs(&nd.join("node.key"))?,
             profile = args.profile,
+            geography = args.geography,
             membership = if node.learner {
                 // A learner asks the first voter to add it.
                 format!(

@@ -61,6 +61,13 @@ pub async fn ensure_signing_key(service: &Service) -> anyhow::Result<()> {
         .context("creating the token signing key")
 }
 
+/// Makes sure the cluster's geography has a backup key (every node at every start).
+pub async fn ensure_geography_key(service: &Service) -> anyhow::Result<()> {
+    until_writable(Duration::from_secs(60), || service.ensure_geography_key())
+        .await
+        .context("creating the geography backup key")
+}
+
 /// The dev identities: read from `path`, or created and written there on first start.
 pub async fn dev_identity(service: &Service, path: &Path) -> anyhow::Result<DevIdentity> {
     if path.exists() {

@@ -49,6 +49,7 @@ pub struct ServerArgs {
 struct Settings {
     node_id: u64,
     region: String,
+    geography: String,
     data_dir: PathBuf,
     listen: SocketAddr,
     dns_suffix: Option<String>,
@@ -63,6 +64,26 @@ struct Settings {
     log_level: String,
     dev: Option<(dev::DevFiles, Option<coffer_crypto::SecretString>)>,
     cluster: Option<ClusterSettings>,
+}
+
+/// How often the leader looks for deleted objects and vaults past their retention.
+const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Makes sure the geography has a backup key, then runs the purger for as long as the node
+/// runs (it acts only while this node leads).
+async fn lifecycle_jobs(service: Service) {
+    if let Err(e) = dev_identity::ensure_geography_key(&service).await {
+        tracing::error!(error = %e, "no geography backup key");
+    }
+    let mut tick = tokio::time::interval(PURGE_CHECK);
+    loop {
+        tick.tick().await;
+        match service.purge_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "purged deleted objects past their retention"),
+            Err(e) => tracing::warn!(error = %e.message, "the purger failed"),
+        }
+    }
 }
 
 /// Token signing keys are rotated after this many seconds (30 days)...
@@ -176,7 +197,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         settings.root_key,
         Arc::new(SystemClock),
         identity,
-    );
+    )
+    .with_geography(&settings.geography);
+    tokio::spawn(lifecycle_jobs(service.clone()));
     {
         // Every node makes sure a signing key exists; the first proposal wins. After that the
         // leader rotates the key when it is older than SIGNING_KEY_MAX_AGE.
@@ -354,6 +377,7 @@ fn dev_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         node_id: 1,
         region: "local".into(),
+        geography: coffer_service::DEFAULT_GEOGRAPHY.into(),
         data_dir: files.data_dir.clone(),
         listen,
         dns_suffix: None,
@@ -397,6 +421,7 @@ fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         node_id: config.node.id,
         region: config.node.region.clone(),
+        geography: config.node.geography.clone(),
         listen: config.listen.address,
         dns_suffix: Some(config.listen.dns_suffix.clone()),
         cert_pem: std::fs::read(&config.tls.cert_file)

@@ -8,6 +8,7 @@ mod common;
 use common::{Pki, pki};
 use std::net::SocketAddr;
 
+use coffer_client::proto as pb;
 use coffer_client::proto::secret_service_server::{SecretService, SecretServiceServer};
 use coffer_client::proto::vault_service_server::{VaultService, VaultServiceServer};
 use coffer_client::proto::{
@@ -104,12 +105,105 @@ impl VaultService for MockVaults {
         check_auth(&request)?;
         Ok(Response::new(DeleteVaultResponse {}))
     }
+
+    type BackupVaultStream = tokio_stream::Empty<Result<pb::BackupChunk, Status>>;
+
+    async fn list_deleted_vaults(
+        &self,
+        _request: Request<pb::ListDeletedVaultsRequest>,
+    ) -> Result<Response<pb::ListDeletedVaultsResponse>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn get_deleted_vault(
+        &self,
+        _request: Request<pb::GetDeletedVaultRequest>,
+    ) -> Result<Response<pb::DeletedVault>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn recover_deleted_vault(
+        &self,
+        _request: Request<pb::RecoverDeletedVaultRequest>,
+    ) -> Result<Response<Vault>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn purge_deleted_vault(
+        &self,
+        _request: Request<pb::PurgeDeletedVaultRequest>,
+    ) -> Result<Response<pb::PurgeDeletedVaultResponse>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn backup_vault(
+        &self,
+        _request: Request<pb::BackupVaultRequest>,
+    ) -> Result<Response<Self::BackupVaultStream>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn restore_vault(
+        &self,
+        _request: Request<tonic::Streaming<pb::RestoreVaultChunk>>,
+    ) -> Result<Response<Vault>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
 }
 
 struct MockSecrets;
 
 #[tonic::async_trait]
 impl SecretService for MockSecrets {
+    async fn delete_secret(
+        &self,
+        _request: Request<pb::DeleteSecretRequest>,
+    ) -> Result<Response<pb::DeletedSecret>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn get_deleted_secret(
+        &self,
+        _request: Request<pb::GetDeletedSecretRequest>,
+    ) -> Result<Response<pb::DeletedSecret>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn list_deleted_secrets(
+        &self,
+        _request: Request<pb::ListDeletedSecretsRequest>,
+    ) -> Result<Response<pb::ListDeletedSecretsResponse>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn recover_deleted_secret(
+        &self,
+        _request: Request<pb::RecoverDeletedSecretRequest>,
+    ) -> Result<Response<Secret>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn purge_deleted_secret(
+        &self,
+        _request: Request<pb::PurgeDeletedSecretRequest>,
+    ) -> Result<Response<pb::PurgeDeletedSecretResponse>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn backup_secret(
+        &self,
+        _request: Request<pb::BackupSecretRequest>,
+    ) -> Result<Response<pb::BackupSecretResponse>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn restore_secret(
+        &self,
+        _request: Request<pb::RestoreSecretRequest>,
+    ) -> Result<Response<Secret>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
     async fn set_secret(
         &self,
         _request: Request<SetSecretRequest>,

@@ -23,7 +23,7 @@ use crate::pipeline::{Audited, ClientAddr, Gateway, RequestMeta, Target};
 #[derive(Clone)]
 pub(crate) struct GrpcApi {
     pub(crate) gateway: Arc<Gateway>,
-    base: UriBase,
+    pub(crate) base: UriBase,
 }
 
 impl GrpcApi {
@@ -150,11 +150,11 @@ fn bearer_token<R>(request: &Request<R>) -> Option<SecretString> {
 }
 
 /// Audit targets come from untrusted input: quoted and bounded like any user text.
-fn vault_target(vault: &str) -> Target {
+pub(crate) fn vault_target(vault: &str) -> Target {
     Target::vault(&quote_user_text(vault))
 }
 
-fn secret_target(vault: &str, name: &str, version: &str) -> Target {
+pub(crate) fn secret_target(vault: &str, name: &str, version: &str) -> Target {
     Target::object(
         &quote_user_text(vault),
         "secrets",
@@ -270,6 +270,50 @@ impl VaultService for GrpcApi {
             },
         )
         .await
+    }
+
+    type BackupVaultStream = crate::grpc_lifecycle::BackupChunkStream;
+
+    async fn list_deleted_vaults(
+        &self,
+        request: Request<pb::ListDeletedVaultsRequest>,
+    ) -> Result<Response<pb::ListDeletedVaultsResponse>, Status> {
+        self.list_deleted_vaults_impl(request).await
+    }
+
+    async fn get_deleted_vault(
+        &self,
+        request: Request<pb::GetDeletedVaultRequest>,
+    ) -> Result<Response<pb::DeletedVault>, Status> {
+        self.get_deleted_vault_impl(request).await
+    }
+
+    async fn recover_deleted_vault(
+        &self,
+        request: Request<pb::RecoverDeletedVaultRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        self.recover_deleted_vault_impl(request).await
+    }
+
+    async fn purge_deleted_vault(
+        &self,
+        request: Request<pb::PurgeDeletedVaultRequest>,
+    ) -> Result<Response<pb::PurgeDeletedVaultResponse>, Status> {
+        self.purge_deleted_vault_impl(request).await
+    }
+
+    async fn backup_vault(
+        &self,
+        request: Request<pb::BackupVaultRequest>,
+    ) -> Result<Response<Self::BackupVaultStream>, Status> {
+        self.backup_vault_impl(request).await
+    }
+
+    async fn restore_vault(
+        &self,
+        request: Request<tonic::Streaming<pb::RestoreVaultChunk>>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        self.restore_vault_impl(request).await
     }
 }
 
@@ -396,5 +440,54 @@ impl SecretService for GrpcApi {
             },
         )
         .await
+    }
+
+    async fn delete_secret(
+        &self,
+        request: Request<pb::DeleteSecretRequest>,
+    ) -> Result<Response<pb::DeletedSecret>, Status> {
+        self.delete_secret_impl(request).await
+    }
+
+    async fn get_deleted_secret(
+        &self,
+        request: Request<pb::GetDeletedSecretRequest>,
+    ) -> Result<Response<pb::DeletedSecret>, Status> {
+        self.get_deleted_secret_impl(request).await
+    }
+
+    async fn list_deleted_secrets(
+        &self,
+        request: Request<pb::ListDeletedSecretsRequest>,
+    ) -> Result<Response<pb::ListDeletedSecretsResponse>, Status> {
+        self.list_deleted_secrets_impl(request).await
+    }
+
+    async fn recover_deleted_secret(
+        &self,
+        request: Request<pb::RecoverDeletedSecretRequest>,
+    ) -> Result<Response<pb::Secret>, Status> {
+        self.recover_deleted_secret_impl(request).await
+    }
+
+    async fn purge_deleted_secret(
+        &self,
+        request: Request<pb::PurgeDeletedSecretRequest>,
+    ) -> Result<Response<pb::PurgeDeletedSecretResponse>, Status> {
+        self.purge_deleted_secret_impl(request).await
+    }
+
+    async fn backup_secret(
+        &self,
+        request: Request<pb::BackupSecretRequest>,
+    ) -> Result<Response<pb::BackupSecretResponse>, Status> {
+        self.backup_secret_impl(request).await
+    }
+
+    async fn restore_secret(
+        &self,
+        request: Request<pb::RestoreSecretRequest>,
+    ) -> Result<Response<pb::Secret>, Status> {
+        self.restore_secret_impl(request).await
     }
 }

@@ -238,4 +238,25 @@ impl OperatorService for GrpcApi {
         )
         .await
     }
+
+    async fn list_geography_keys(
+        &self,
+        request: Request<pb::ListGeographyKeysRequest>,
+    ) -> Result<Response<pb::ListGeographyKeysResponse>, Status> {
+        self.list_geography_keys_impl(request).await
+    }
+
+    async fn export_geography_key(
+        &self,
+        request: Request<pb::ExportGeographyKeyRequest>,
+    ) -> Result<Response<pb::ExportGeographyKeyResponse>, Status> {
+        self.export_geography_key_impl(request).await
+    }
+
+    async fn import_geography_key(
+        &self,
+        request: Request<pb::ImportGeographyKeyRequest>,
+    ) -> Result<Response<pb::GeographyKey>, Status> {
+        self.import_geography_key_impl(request).await
+    }
 }

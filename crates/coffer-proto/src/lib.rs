@@ -81,6 +81,34 @@ impl fmt::Debug for v1::SetSecretRequest {
     }
 }
 
+// A geography key travels wrapped under a passphrase; neither the passphrase nor the wrapped
+// key belongs in a log.
+impl fmt::Debug for v1::ExportGeographyKeyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportGeographyKeyRequest")
+            .field("passphrase", &Redacted(self.passphrase.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for v1::ExportGeographyKeyResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportGeographyKeyResponse")
+            .field("key", &self.key)
+            .field("wrapped", &Redacted(self.wrapped.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for v1::ImportGeographyKeyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportGeographyKeyRequest")
+            .field("wrapped", &Redacted(self.wrapped.len()))
+            .field("passphrase", &Redacted(self.passphrase.len()))
+            .finish()
+    }
+}
+
 impl fmt::Debug for v1::AddCredentialResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AddCredentialResponse")
@@ -133,5 +161,28 @@ mod tests {
         let text = format!("{request:#?}");
         assert!(!text.contains(VALUE), "{text}");
         assert!(text.contains("db-password"));
+    }
+
+    #[test]
+    fn geography_key_transfer_debug_redacts_passphrase_and_wrapped_key() {
+        let export = v1::ExportGeographyKeyRequest {
+            passphrase: VALUE.to_owned(),
+        };
+        let exported = v1::ExportGeographyKeyResponse {
+            key: None,
+            wrapped: VALUE.to_owned(),
+        };
+        let import = v1::ImportGeographyKeyRequest {
+            wrapped: VALUE.to_owned(),
+            passphrase: VALUE.to_owned(),
+        };
+        for text in [
+            format!("{export:?}"),
+            format!("{exported:?}"),
+            format!("{import:?}"),
+        ] {
+            assert!(!text.contains(VALUE), "{text}");
+            assert!(text.contains("redacted"), "{text}");
+        }
     }
 }

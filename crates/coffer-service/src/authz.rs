@@ -117,7 +117,7 @@ impl Service {
 
     /// The management decision at `scope`, with `vault` the record of the vault the scope
     /// names if it exists.
-    fn authorize_at(
+    pub(crate) fn authorize_at(
         &self,
         ctx: &RequestContext,
         scope: &Scope,

@@ -10,9 +10,11 @@
 
 mod auth;
 mod authz;
+mod backup;
 mod identity;
 mod identity_cache;
 mod keys;
+mod lifecycle;
 mod operator;
 mod paging;
 mod request;
@@ -28,8 +30,10 @@ use coffer_store::Store;
 use coffer_types::Clock;
 
 pub use auth::{Authenticator, Caller, CallerKind};
+pub use backup::BackupStream;
 pub use coffer_store::PeerStatus;
 pub use identity::{AddedCredential, CreatePrincipal, NewCredential};
+pub use lifecycle::DeletedSecretBundle;
 pub use operator::{JoinPeer, NodeIdentity};
 pub use paging::Listing;
 pub use request::{Consistency, RequestContext};
@@ -40,6 +44,9 @@ pub use tokens::{
 };
 pub use vaults::{CreateVault, VaultUpdate};
 
+/// The geography of a node whose configuration names none (development servers).
+pub const DEFAULT_GEOGRAPHY: &str = "dev";
+
 /// The operations of one node, shared by every request handler. Cheap to clone.
 #[derive(Clone)]
 pub struct Service {
@@ -48,6 +55,9 @@ pub struct Service {
     tokens: Arc<tokens::Tokens>,
     identity_cache: Arc<identity_cache::IdentityCache>,
     clock: Arc<dyn Clock>,
+    /// The geography this cluster belongs to: backups are sealed with its key and only its
+    /// backups restore here.
+    geography: Arc<str>,
 }
 
 impl Service {
@@ -63,7 +73,18 @@ impl Service {
             tokens: Arc::new(tokens::Tokens::new(identity)),
             identity_cache: Arc::default(),
             clock,
+            geography: Arc::from(DEFAULT_GEOGRAPHY),
         }
+    }
+
+    /// Sets the cluster's geography (from `node.geography`; [`DEFAULT_GEOGRAPHY`] otherwise).
+    pub fn with_geography(mut self, geography: &str) -> Self {
+        self.geography = Arc::from(geography);
+        self
+    }
+
+    pub fn geography(&self) -> &str {
+        &self.geography
     }
 
     pub fn store(&self) -> &Store {

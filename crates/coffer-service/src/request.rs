@@ -75,6 +75,17 @@ impl RequestContext {
         Self::new(Caller::internal(), None, Consistency::Linearizable)
     }
 
+    /// A context for one step of a request that proposes several writes: the same caller and
+    /// consistency, and a request id derived from this one, so a retry of the whole request
+    /// repeats each step under the same id.
+    pub fn step(&self, step: &str) -> Self {
+        Self {
+            request_id: format!("{}-{step}", self.request_id),
+            consistency: self.consistency,
+            caller: self.caller.clone(),
+        }
+    }
+
     pub fn request_id(&self) -> &str {
         &self.request_id
     }

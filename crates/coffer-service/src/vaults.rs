@@ -163,25 +163,6 @@ impl Service {
         )
     }
 
-    pub async fn delete_vault(&self, ctx: &RequestContext, name: &str) -> Result<(), Error> {
-        let name = VaultName::parse(name)?;
-        self.authorize(ctx, &Scope::vault(&name.key())?, mgmt::VAULT_DELETE)?;
-        match self
-            .store
-            .write(
-                ctx.request_id().to_owned(),
-                Command::DeleteVault { vault: name.key() },
-            )
-            .await?
-        {
-            Applied::Deleted => Ok(()),
-            Applied::Failed(e) => Err(e),
-            other => Err(Error::internal(format!(
-                "unexpected store answer {other:?}"
-            ))),
-        }
-    }
-
     /// The vault `name`, read as current as `ctx` asks, once the caller may do the management
     /// `action` on it. Whether a vault exists is told only to callers who may act on it.
     pub(crate) async fn authorized_vault(

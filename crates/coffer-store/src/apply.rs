@@ -2,13 +2,13 @@
 //! (existence, conflicts) and the writes that follow, gathered in one batch so an entry's
 //! effects and the `last_applied` marker land atomically.
 
-use coffer_types::authz::{AccessPolicyEntry, MAX_ACCESS_POLICIES, Scope};
+use coffer_types::authz::{AccessPolicyEntry, MAX_ACCESS_POLICIES};
 use coffer_types::{Error, SecretRecord, VaultRecord};
 use rocksdb::{DB, WriteBatch};
 
 use crate::StoreError;
 use crate::command::{Applied, Command, SecretPatch, VaultPatch};
-use crate::db::{self, CF_HEADS, CF_IDENTITY, CF_SECRETS, CF_VAULTS};
+use crate::db::{self, CF_HEADS, CF_SECRETS, CF_VAULTS};
 
 /// Computes the writes for `command` into `batch` and the answer to return. A refused command
 /// leaves `batch` untouched and answers [`Applied::Failed`].
@@ -24,7 +24,12 @@ pub(crate) fn apply_command(
             patch,
             updated,
         } => update_vault(db, batch, vault, patch, *updated),
-        Command::DeleteVault { vault } => delete_vault(db, batch, vault),
+        Command::Lifecycle(command) => crate::lifecycle::apply(db, batch, command),
+        Command::AddGeographyKey {
+            record,
+            activate,
+            if_none,
+        } => crate::geography::add_key(db, batch, record, *activate, *if_none),
         Command::PutSecret {
             vault,
             vault_id,
@@ -60,7 +65,18 @@ pub(crate) fn load_vault(db: &DB, vault: &str) -> Result<Option<VaultRecord>, St
 }
 
 pub(crate) fn load_head(db: &DB, vault: &str, name: &str) -> Result<Option<String>, StoreError> {
-    let cf = db::cf(db, CF_HEADS)?;
+    load_head_in(db, CF_HEADS, vault, name)
+}
+
+/// The latest version of an active object whose heads live in `cf_name`; `None` when the
+/// object does not exist or is deleted.
+pub(crate) fn load_head_in(
+    db: &DB,
+    cf_name: &str,
+    vault: &str,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    let cf = db::cf(db, cf_name)?;
     db.get_cf(cf, db::join_key(&[vault, name]))
         .map_err(StoreError::storage)?
         .map(|bytes| db::decode(&bytes))
@@ -84,6 +100,16 @@ fn create_vault(db: &DB, batch: &mut WriteBatch, record: &VaultRecord) -> Outcom
     let key = record.name.to_ascii_lowercase();
     if load_vault(db, &key)?.is_some() {
         return Ok(Err(Error::vault_exists(&record.name)));
+    }
+    if crate::lifecycle::load_deleted_vault(db, &key)?.is_some() {
+        return Ok(Err(Error::new(
+            coffer_types::ErrorCode::Conflict,
+            format!(
+                "A vault with name {} is in the deleted state and its name cannot be reused \
+                 until it is recovered or purged.",
+                coffer_types::error::quote_user_text(&record.name)
+            ),
+        )));
     }
     batch.put_cf(db::cf(db, CF_VAULTS)?, key.as_bytes(), db::encode(record)?);
     Ok(Ok(Applied::Vault(record.clone())))
@@ -174,25 +200,6 @@ fn change_access_policy(
     Ok(Ok(Applied::Vault(record)))
 }
 
-fn delete_vault(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
-    if load_vault(db, vault)?.is_none() {
-        return Ok(Err(Error::vault_not_found(vault)));
-    }
-    batch.delete_cf(db::cf(db, CF_VAULTS)?, vault.as_bytes());
-    // Dropping the vault record drops its wrapped data key, so whatever of its objects might
-    // survive in old SST files until compaction is unreadable from here on.
-    let prefix = db::prefix(&[vault]);
-    let end = db::prefix_end(&prefix);
-    for cf_name in [CF_HEADS, CF_SECRETS] {
-        batch.delete_range_cf(db::cf(db, cf_name)?, &prefix, &end);
-    }
-    match Scope::vault(vault) {
-        Ok(scope) => crate::identity::delete_assignments_within(db, batch, &scope)?,
-        Err(e) => return Ok(Err(e)),
-    }
-    Ok(Ok(Applied::Deleted))
-}
-
 fn put_secret(
     db: &DB,
     batch: &mut WriteBatch,
@@ -206,6 +213,13 @@ fn put_secret(
         return Ok(Err(Error::vault_not_found(vault)));
     }
     let name = record.name.to_ascii_lowercase();
+    if crate::lifecycle::load_deleted(db, vault, coffer_types::ObjectKind::Secret, &name)?.is_some()
+    {
+        return Ok(Err(Error::object_deleted_but_recoverable(
+            coffer_types::ObjectKind::Secret,
+            &record.name,
+        )));
+    }
     if load_secret(db, vault, &name, &record.version)?.is_some() {
         // Versions are 128 random bits; a repeat means a replayed proposal, not a new write.
         return Ok(Err(Error::new(
@@ -240,13 +254,11 @@ fn update_secret(
     }
     // `name` is as the caller wrote it (errors echo it, as Azure's do); keys are case-folded.
     let key = name.to_ascii_lowercase();
-    let version = match version {
-        Some(v) => v.to_owned(),
-        None => match load_head(db, vault, &key)? {
-            Some(v) => v,
-            None => return Ok(Err(Error::secret_not_found(name))),
-        },
+    // A deleted secret has no head: none of its versions may change until it is recovered.
+    let Some(latest) = load_head(db, vault, &key)? else {
+        return Ok(Err(Error::secret_not_found(name)));
     };
+    let version = version.map(str::to_owned).unwrap_or(latest);
     let Some(mut record) = load_secret(db, vault, &key, &version)? else {
         return Ok(Err(Error::secret_version_not_found(name, &version)));
     };
@@ -277,7 +289,7 @@ fn update_secret(
 /// Writes restored records. Only the object families are accepted (not the request-id ones,
 /// which belong to the cluster that made the snapshot).
 fn restore(db: &DB, batch: &mut WriteBatch, records: &[crate::command::RestoredRecord]) -> Outcome {
-    let families = [CF_VAULTS, CF_HEADS, CF_SECRETS, CF_IDENTITY];
+    let families = crate::export::RESTORED_FAMILIES;
     for record in records {
         let Some(name) = families.get(usize::from(record.cf)) else {
             return Ok(Err(Error::bad_parameter(

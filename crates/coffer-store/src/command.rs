@@ -2,9 +2,13 @@
 
 use coffer_types::authz::{AccessPolicyEntry, RoleDefinition};
 use coffer_types::identity::{PrincipalRecord, RoleAssignmentRecord, TenantRecord};
-use coffer_types::{Error, SecretRecord, Sku, Tags, VaultRecord};
+use coffer_types::{
+    DeletedObjectRecord, DeletedVaultRecord, Error, GeographyKeyRecord, SecretRecord, Sku, Tags,
+    VaultRecord,
+};
 
 pub use crate::identity::IdentityCommand;
+pub use crate::lifecycle::LifecycleCommand;
 use serde::{Deserialize, Serialize};
 
 /// A state change, proposed through Raft. Names in commands are the case-folded keys; records
@@ -19,10 +23,6 @@ pub enum Command {
         vault: String,
         patch: VaultPatch,
         updated: i64,
-    },
-    /// Removes the vault and every object in it.
-    DeleteVault {
-        vault: String,
     },
     /// Adds a version and makes it the latest. Refused with `VaultNotFound` if the vault is
     /// gone (it may have been deleted after the proposer checked).
@@ -49,6 +49,16 @@ pub enum Command {
         updated: i64,
     },
     Identity(IdentityCommand),
+    /// Deleting, recovering, purging and restoring objects and vaults.
+    Lifecycle(LifecycleCommand),
+    /// Adds a geography backup key. `activate` makes it the key new backups of its geography
+    /// are sealed with; `if_none` refuses (with `Conflict`) when the geography already has an
+    /// active key, so nodes that all propose a first key at start agree on one.
+    AddGeographyKey {
+        record: GeographyKeyRecord,
+        activate: bool,
+        if_none: bool,
+    },
     /// Writes records of a saved snapshot (vaults, secret heads and versions) as they are.
     /// Proposed in batches by an operator restore into a cluster that holds no vaults.
     Restore {
@@ -112,6 +122,14 @@ pub enum Applied {
     Vault(VaultRecord),
     Secret(SecretRecord),
     Deleted,
+    DeletedObject(DeletedObjectRecord),
+    DeletedVault(Box<DeletedVaultRecord>),
+    /// An object restored from a backup: its name and latest version.
+    Restored {
+        name: String,
+        latest_version: String,
+    },
+    GeographyKey(GeographyKeyRecord),
     Tenant(TenantRecord),
     Principal(Box<PrincipalRecord>),
     RoleDefinition(RoleDefinition),
@@ -126,10 +144,11 @@ impl Command {
     /// Whether applying the command may change principals, role definitions, role
     /// assignments or signing keys (the inputs of authentication and RBAC decisions).
     pub fn changes_identity(&self) -> bool {
-        matches!(
-            self,
-            Command::Identity(_) | Command::DeleteVault { .. } | Command::Restore { .. }
-        )
+        match self {
+            Command::Identity(_) | Command::Restore { .. } => true,
+            Command::Lifecycle(command) => command.changes_identity(),
+            _ => false,
+        }
     }
 
     /// The command's name, for logs.
@@ -137,7 +156,8 @@ impl Command {
         match self {
             Command::CreateVault { .. } => "create_vault",
             Command::UpdateVault { .. } => "update_vault",
-            Command::DeleteVault { .. } => "delete_vault",
+            Command::Lifecycle(command) => command.name(),
+            Command::AddGeographyKey { .. } => "add_geography_key",
             Command::PutSecret { .. } => "put_secret",
             Command::UpdateSecret { .. } => "update_secret",
             Command::ChangeAccessPolicy { .. } => "change_access_policy",
@@ -159,7 +179,10 @@ impl std::fmt::Display for Command {
         match self {
             Command::CreateVault { record } => write!(f, "CreateVault({})", record.name),
             Command::UpdateVault { vault, .. } => write!(f, "UpdateVault({vault})"),
-            Command::DeleteVault { vault } => write!(f, "DeleteVault({vault})"),
+            Command::Lifecycle(command) => write!(f, "Lifecycle({})", command.name()),
+            Command::AddGeographyKey { record, .. } => {
+                write!(f, "AddGeographyKey({}, {})", record.geography, record.id)
+            }
             Command::PutSecret { vault, record, .. } => {
                 write!(f, "PutSecret({vault}/{}/{})", record.name, record.version)
             }

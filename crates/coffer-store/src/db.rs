@@ -11,6 +11,8 @@
 //! - `secrets`: `vault \0 name \0 version` → SecretRecord
 //! - `requests`, `request_order`: request ids already applied (see `dedup`)
 //! - `identity`: tenants, principals, roles, role assignments, signing keys (see `identity`)
+//! - `deleted`, `deleted_vaults`, `purge_queue`: deleted objects and vaults (see `lifecycle`)
+//! - `geography_keys`: the geography backup keys this cluster holds (see `geography`)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,8 +30,12 @@ pub(crate) const CF_SECRETS: &str = "secrets";
 pub(crate) const CF_REQUESTS: &str = "requests";
 pub(crate) const CF_REQUEST_ORDER: &str = "request_order";
 pub(crate) const CF_IDENTITY: &str = "identity";
+pub(crate) const CF_DELETED: &str = "deleted";
+pub(crate) const CF_DELETED_VAULTS: &str = "deleted_vaults";
+pub(crate) const CF_PURGE_QUEUE: &str = "purge_queue";
+pub(crate) const CF_GEOGRAPHY_KEYS: &str = "geography_keys";
 
-const ALL_CFS: [&str; 9] = [
+const ALL_CFS: [&str; 13] = [
     CF_RAFT_META,
     CF_RAFT_LOG,
     CF_SM_META,
@@ -39,17 +45,25 @@ const ALL_CFS: [&str; 9] = [
     CF_REQUESTS,
     CF_REQUEST_ORDER,
     CF_IDENTITY,
+    CF_DELETED,
+    CF_DELETED_VAULTS,
+    CF_PURGE_QUEUE,
+    CF_GEOGRAPHY_KEYS,
 ];
 
 /// Column families that make up the state machine (and so a snapshot). A snapshot names a
 /// family by its position here, so new families are appended.
-pub(crate) const STATE_CFS: [&str; 6] = [
+pub(crate) const STATE_CFS: [&str; 10] = [
     CF_VAULTS,
     CF_HEADS,
     CF_SECRETS,
     CF_REQUESTS,
     CF_REQUEST_ORDER,
     CF_IDENTITY,
+    CF_DELETED,
+    CF_DELETED_VAULTS,
+    CF_PURGE_QUEUE,
+    CF_GEOGRAPHY_KEYS,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Arc<DB>, StoreError> {

@@ -8,13 +8,29 @@
 use coffer_types::VaultRecord;
 
 use crate::command::{Applied, Command, RestoredRecord};
-use crate::db::{self, CF_HEADS, CF_IDENTITY, CF_SECRETS, CF_VAULTS, STATE_CFS};
+use crate::db::{
+    self, CF_DELETED, CF_DELETED_VAULTS, CF_GEOGRAPHY_KEYS, CF_HEADS, CF_IDENTITY, CF_PURGE_QUEUE,
+    CF_SECRETS, CF_VAULTS, STATE_CFS,
+};
 use crate::state_machine::{decode_snapshot, encode_snapshot};
 use crate::{Store, StoreError};
 
 /// Records per restore proposal: large enough to restore quickly, small enough that one entry
 /// stays a few megabytes.
 const RESTORE_BATCH: usize = 500;
+
+/// The families an operator restore writes, by the index a [`RestoredRecord`] names them
+/// with. Request ids are left out: they belong to the cluster that made the copy.
+pub(crate) const RESTORED_FAMILIES: [&str; 8] = [
+    CF_VAULTS,
+    CF_HEADS,
+    CF_SECRETS,
+    CF_IDENTITY,
+    CF_DELETED,
+    CF_DELETED_VAULTS,
+    CF_PURGE_QUEUE,
+    CF_GEOGRAPHY_KEYS,
+];
 
 /// A decoded operator snapshot.
 pub struct Export {
@@ -29,14 +45,11 @@ impl Export {
         let mut records = Vec::new();
         for (cf_index, key, value) in decode_snapshot(data)? {
             let name = STATE_CFS[cf_index];
-            let cf = match name {
-                n if n == CF_VAULTS => 0u8,
-                n if n == CF_HEADS => 1,
-                n if n == CF_SECRETS => 2,
-                n if n == CF_IDENTITY => 3,
-                // Request ids belong to the cluster that made the copy.
-                _ => continue,
+            let Some(cf) = RESTORED_FAMILIES.iter().position(|f| *f == name) else {
+                continue;
             };
+            // At most 8 families: the index fits a byte.
+            let cf = cf as u8;
             if cf == 0 {
                 vaults.push(db::decode::<VaultRecord>(value)?);
             }
@@ -73,7 +86,11 @@ impl Store {
     /// ids of the batches, so a retried restore does not apply a batch twice.
     pub async fn restore_export(&self, request_id: &str, export: Export) -> Result<(), StoreError> {
         self.read_barrier().await?;
-        if !read::vaults(&self.db, None, 1)?.items.is_empty() {
+        if !read::vaults(&self.db, None, 1)?.items.is_empty()
+            || !crate::lifecycle::deleted_vaults(&self.db, None, 1)?
+                .items
+                .is_empty()
+        {
             return Err(StoreError::Refused(
                 "this cluster already holds vaults; restore a snapshot into a new cluster".into(),
             ));

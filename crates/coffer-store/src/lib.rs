@@ -24,7 +24,9 @@ mod db;
 mod dedup;
 mod error;
 mod export;
+mod geography;
 mod identity;
+mod lifecycle;
 mod log_store;
 mod network;
 mod read;
@@ -35,10 +37,12 @@ mod type_config;
 
 pub use cluster::PeerStatus;
 pub use command::{
-    Applied, Command, IdentityCommand, Proposal, RestoredRecord, SecretPatch, VaultPatch,
+    Applied, Command, IdentityCommand, LifecycleCommand, Proposal, RestoredRecord, SecretPatch,
+    VaultPatch,
 };
 pub use error::StoreError;
 pub use export::Export;
+pub use lifecycle::{DuePurge, ExportedObject, RestoredObject, VaultExportItem};
 pub use read::Page;
 pub use store::{Bootstrap, Member, RaftTimeouts, Store, StoreConfig, StoreStatus};
 pub use transport::{NoTransport, RpcKind, Transport, TransportError};

@@ -26,19 +26,16 @@ pub(crate) fn secret(
     name: &str,
     version: Option<&str>,
 ) -> Result<Option<SecretRecord>, StoreError> {
-    let version = match version {
-        Some(v) => v.to_owned(),
-        None => match load_head(db, vault, name)? {
-            Some(v) => v,
-            None => return Ok(None),
-        },
+    // Only an active secret has a head: a deleted one's versions are not read here.
+    let Some(latest) = load_head(db, vault, name)? else {
+        return Ok(None);
     };
-    load_secret(db, vault, name, &version)
+    load_secret(db, vault, name, version.unwrap_or(&latest))
 }
 
 /// Scans keys under `prefix` in order, starting after `after` (a last key component), and
 /// gives each key's last component and value to `visit` until `max` items were taken.
-fn scan<T>(
+pub(crate) fn scan<T>(
     db: &DB,
     cf_name: &str,
     prefix: &[u8],
@@ -106,6 +103,12 @@ pub(crate) fn secret_versions(
     after: Option<&str>,
     max: usize,
 ) -> Result<Page<SecretRecord>, StoreError> {
+    if load_head(db, vault, name)?.is_none() {
+        return Ok(Page {
+            items: Vec::new(),
+            next: None,
+        });
+    }
     let prefix = db::prefix(&[vault, name]);
     scan(db, CF_SECRETS, &prefix, after, max, |_, value| {
         Ok(Some(db::decode(value)?))

@@ -10,7 +10,10 @@ use coffer_types::authz::RoleDefinition;
 use coffer_types::identity::{
     PrincipalRecord, RoleAssignmentRecord, SigningKeyRecord, TenantRecord,
 };
-use coffer_types::{SecretRecord, VaultRecord};
+use coffer_types::{
+    DeletedObjectRecord, DeletedVaultRecord, GeographyKeyRecord, ObjectKind, SecretRecord,
+    VaultRecord,
+};
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::type_config::async_runtime::instant::Instant as _;
 use openraft::{ServerState, SnapshotPolicy};
@@ -18,13 +21,14 @@ use rocksdb::DB;
 
 use crate::cluster::{Forwarded, Reply};
 use crate::command::{Applied, Command, Proposal};
+use crate::lifecycle::{self, DuePurge, VaultExportItem};
 use crate::log_store::LogStore;
 use crate::network::ClusterNetwork;
 use crate::read::{self, Page};
 use crate::state_machine::StateMachine;
 use crate::transport::Transport;
 use crate::type_config::{NodeInfo, Raft};
-use crate::{StoreError, db, identity};
+use crate::{StoreError, db, geography, identity};
 
 /// How to open a node's store.
 #[derive(Clone)]
@@ -353,6 +357,78 @@ impl Store {
         max: usize,
     ) -> Result<Page<SecretRecord>, StoreError> {
         read::secret_versions(&self.db, vault, name, after, max)
+    }
+
+    /// A deleted object, by case-folded vault and name.
+    pub fn deleted_object(
+        &self,
+        vault: &str,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Result<Option<DeletedObjectRecord>, StoreError> {
+        lifecycle::load_deleted(&self.db, vault, kind, name)
+    }
+
+    pub fn deleted_objects(
+        &self,
+        vault: &str,
+        kind: ObjectKind,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page<DeletedObjectRecord>, StoreError> {
+        lifecycle::deleted_objects(&self.db, vault, kind, after, max)
+    }
+
+    /// One version of an object, active or deleted (for deleted-object reads and backups).
+    pub fn secret_version_any_state(
+        &self,
+        vault: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<SecretRecord>, StoreError> {
+        crate::apply::load_secret(&self.db, vault, name, version)
+    }
+
+    pub fn deleted_vault(&self, vault: &str) -> Result<Option<DeletedVaultRecord>, StoreError> {
+        lifecycle::load_deleted_vault(&self.db, vault)
+    }
+
+    pub fn deleted_vaults(
+        &self,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page<DeletedVaultRecord>, StoreError> {
+        lifecycle::deleted_vaults(&self.db, after, max)
+    }
+
+    /// Up to `limit` deleted objects and vaults due to be purged at `now`, earliest first.
+    pub fn due_for_purge(&self, now: i64, limit: usize) -> Result<Vec<DuePurge>, StoreError> {
+        lifecycle::due_for_purge(&self.db, now, limit)
+    }
+
+    /// Reads the vault and all its objects from one consistent snapshot, handing them to
+    /// `visit` one at a time (see [`lifecycle::export_vault`]). Blocking.
+    pub fn export_vault<E: From<StoreError>>(
+        &self,
+        vault: &str,
+        visit: impl FnMut(VaultExportItem) -> Result<(), E>,
+    ) -> Result<(), E> {
+        lifecycle::export_vault(&self.db, vault, visit)
+    }
+
+    pub fn geography_key(&self, id: &str) -> Result<Option<GeographyKeyRecord>, StoreError> {
+        geography::key(&self.db, id)
+    }
+
+    pub fn active_geography_key(
+        &self,
+        geography: &str,
+    ) -> Result<Option<GeographyKeyRecord>, StoreError> {
+        geography::active_key(&self.db, geography)
+    }
+
+    pub fn geography_keys(&self) -> Result<Vec<GeographyKeyRecord>, StoreError> {
+        geography::keys(&self.db)
     }
 
     /// A number that changes whenever this node applies a change to identities or grants

@@ -35,6 +35,8 @@ pub enum InnerCode {
     AccessDenied,
     ForbiddenByRbac,
     ObjectIsDeletedButRecoverable,
+    /// A restore or backup refused because of the geography the blob or cluster belongs to.
+    GeographyMismatch,
 }
 
 impl ErrorCode {
@@ -75,6 +77,7 @@ impl InnerCode {
             InnerCode::AccessDenied => "AccessDenied",
             InnerCode::ForbiddenByRbac => "ForbiddenByRbac",
             InnerCode::ObjectIsDeletedButRecoverable => "ObjectIsDeletedButRecoverable",
+            InnerCode::GeographyMismatch => "GeographyMismatch",
         }
     }
 }
@@ -168,6 +171,48 @@ impl Error {
             format!("Operation {operation} is not allowed on a disabled secret."),
         )
         .with_inner(InnerCode::SecretDisabled)
+    }
+
+    /// Azure's 409 for a name held by a deleted object: "Secret {n} is currently in a deleted
+    /// but recoverable state, and its name cannot be reused; …".
+    pub fn object_deleted_but_recoverable(kind: crate::ObjectKind, name: &str) -> Self {
+        Self::new(
+            ErrorCode::Conflict,
+            format!(
+                "{} {} is currently in a deleted but recoverable state, and its name cannot be \
+                 reused; in this state, the {} can only be recovered or purged.",
+                kind.display(),
+                quote_user_text(name),
+                kind.as_str()
+            ),
+        )
+        .with_inner(InnerCode::ObjectIsDeletedButRecoverable)
+    }
+
+    /// A deleted object that does not exist (Azure answers `SecretNotFound` with its text).
+    pub fn deleted_object_not_found(kind: crate::ObjectKind, name: &str) -> Self {
+        let code = match kind {
+            crate::ObjectKind::Secret => ErrorCode::SecretNotFound,
+            _ => ErrorCode::NotFound,
+        };
+        Self::new(
+            code,
+            format!(
+                "Deleted {} {} was not found in this key vault.",
+                kind.as_str(),
+                quote_user_text(name)
+            ),
+        )
+    }
+
+    /// Azure's 403 for a purge under purge protection.
+    pub fn purge_protected() -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            "Operation \"purge\" is not allowed because purge protection is enabled for this \
+             vault. Key Vault service will automatically purge it after the retention period has \
+             passed.",
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

@@ -19,5 +19,7 @@ pub mod tags;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, InnerCode};
 pub use names::{ObjectKind, ObjectName, VaultName, Version};
-pub use records::{SecretRecord, Sku, VaultRecord};
+pub use records::{
+    DeletedObjectRecord, DeletedVaultRecord, GeographyKeyRecord, SecretRecord, Sku, VaultRecord,
+};
 pub use tags::Tags;

@@ -52,7 +52,8 @@ impl fmt::Display for VaultName {
 
 /// The kinds of object a vault holds. Part of the sealing context, so a value sealed as one
 /// kind can never be unsealed as another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Secret,
     Key,
@@ -60,6 +61,15 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    /// The kind as a message starts it: "Secret", "Key", "Certificate".
+    pub fn display(self) -> &'static str {
+        match self {
+            ObjectKind::Secret => "Secret",
+            ObjectKind::Key => "Key",
+            ObjectKind::Certificate => "Certificate",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Secret => "secret",

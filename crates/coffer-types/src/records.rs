@@ -136,6 +136,83 @@ impl std::fmt::Debug for SecretRecord {
     }
 }
 
+/// Seconds in a day, for retention arithmetic.
+pub const DAY_SECONDS: i64 = 86_400;
+
+impl VaultRecord {
+    /// `recoverableDays` of the vault's objects: the retention, since soft-delete is always on.
+    pub fn recoverable_days(&self) -> u32 {
+        self.retention_days
+    }
+
+    /// When an object (or the vault) deleted at `deleted_date` is purged for good.
+    pub fn scheduled_purge_date(&self, deleted_date: i64) -> i64 {
+        deleted_date.saturating_add(i64::from(self.retention_days) * DAY_SECONDS)
+    }
+}
+
+/// An object in the deleted state. Its versions stay where they were, hidden from every
+/// read but the deleted-object operations, until it is recovered or purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedObjectRecord {
+    pub format: u16,
+    pub kind: crate::ObjectKind,
+    /// The name as the object had it.
+    pub name: String,
+    /// The version that was the latest when the object was deleted.
+    pub latest_version: String,
+    pub deleted_date: i64,
+    pub scheduled_purge_date: i64,
+}
+
+/// A deleted vault: its record as it was, kept (name reserved, objects kept) until it is
+/// recovered or purged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedVaultRecord {
+    pub format: u16,
+    pub vault: VaultRecord,
+    pub deleted_date: i64,
+    pub scheduled_purge_date: i64,
+}
+
+impl std::fmt::Debug for DeletedVaultRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeletedVaultRecord")
+            .field("vault", &self.vault)
+            .field("deleted_date", &self.deleted_date)
+            .field("scheduled_purge_date", &self.scheduled_purge_date)
+            .finish()
+    }
+}
+
+/// A geography backup key held by this cluster, sealed by the root key. Backups are sealed
+/// with the active key of the cluster's geography; every key held can open the backups made
+/// with it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeographyKeyRecord {
+    pub format: u16,
+    /// Derived from the key itself, so every cluster holding the key names it alike.
+    pub id: String,
+    pub geography: String,
+    #[serde(with = "b64")]
+    pub sealed_key: Vec<u8>,
+    /// When this cluster came to hold the key (created or imported).
+    pub added: i64,
+    /// Whether it was imported from another cluster.
+    pub imported: bool,
+}
+
+impl std::fmt::Debug for GeographyKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeographyKeyRecord")
+            .field("id", &self.id)
+            .field("geography", &self.geography)
+            .field("added", &self.added)
+            .field("imported", &self.imported)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) mod b64 {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;

@@ -6,6 +6,10 @@
 pub const VAULT_READ: &str = "Microsoft.KeyVault/vaults/read";
 pub const VAULT_WRITE: &str = "Microsoft.KeyVault/vaults/write";
 pub const VAULT_DELETE: &str = "Microsoft.KeyVault/vaults/delete";
+/// Azure's action for reading soft-deleted vaults.
+pub const DELETED_VAULT_READ: &str = "Microsoft.KeyVault/locations/deletedVaults/read";
+/// Azure's action for purging a soft-deleted vault.
+pub const DELETED_VAULT_PURGE: &str = "Microsoft.KeyVault/locations/deletedVaults/purge/action";
 pub const ACCESS_POLICY_WRITE: &str = "Microsoft.KeyVault/vaults/accessPolicies/write";
 pub const ROLE_ASSIGNMENT_READ: &str = "Microsoft.Authorization/roleAssignments/read";
 pub const ROLE_ASSIGNMENT_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
@@ -23,6 +27,8 @@ pub const ALL: &[&str] = &[
     VAULT_READ,
     VAULT_WRITE,
     VAULT_DELETE,
+    DELETED_VAULT_READ,
+    DELETED_VAULT_PURGE,
     ACCESS_POLICY_WRITE,
     ROLE_ASSIGNMENT_READ,
     ROLE_ASSIGNMENT_WRITE,

@@ -1,0 +1,883 @@
+//! Backups: one object (`backup_secret`/`restore_secret`, Azure's semantics) and a whole vault
+//! (`backup_vault`/`restore_vault`, for disaster recovery), and the geography keys that seal
+//! them.
+//!
+//! A backup holds values in plaintext only inside frames sealed with the active key of this
+//! cluster's geography (coffer-crypto `backup`), so it opens only in a cluster holding that key:
+//! geography-bound by cryptography. Its header, readable without the key, names the geography
+//! and key, so a restore elsewhere is refused with a clear error before anything is written.
+//! Restored values are sealed again with the target vault's data key before they are proposed.
+//!
+//! A vault backup streams: the producer reads one RocksDB snapshot object by object and sends
+//! sealed frames of bounded size through a bounded channel. A vault restore first receives the
+//! whole stream into a temporary file while checking every frame (nothing is written to the
+//! state until the backup is known to be complete and intact), then replays the file in
+//! batches. Neither side holds the whole vault in memory.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use coffer_crypto::backup::{BackupHeader, FrameOpener, GeographyKey, encode_header, parse_header};
+use coffer_crypto::{SealContext, SecretString};
+use coffer_store::{
+    Applied, Command, ExportedObject, LifecycleCommand, RestoredObject, VaultExportItem,
+};
+use coffer_types::authz::{DataOperation, Scope, mgmt};
+use coffer_types::limits::MAX_SECRET_VALUE_BYTES;
+use coffer_types::records::RECORD_FORMAT;
+use coffer_types::{
+    DeletedObjectRecord, Error, ErrorCode, GeographyKeyRecord, InnerCode, ObjectKind, ObjectName,
+    SecretRecord, Sku, Tags, VaultName, VaultRecord, Version,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::request::{Consistency, RequestContext};
+use crate::{SecretBundle, Service};
+
+/// Azure's limit on the versions one object backup holds.
+pub const MAX_BACKUP_VERSIONS: usize = 500;
+/// Frames of a vault backup are cut at about this much plaintext.
+const FRAME_TARGET_BYTES: usize = 1 << 20;
+/// A restore proposes its objects in entries of at most about this many sealed bytes...
+const RESTORE_BATCH_BYTES: usize = 2 << 20;
+/// ...and at most this many objects.
+const RESTORE_BATCH_OBJECTS: usize = 500;
+/// Chunks of a streamed vault backup in flight between the producer and the connection.
+const STREAM_DEPTH: usize = 4;
+
+/// The chunks of a vault backup, in order; an `Err` ends the stream.
+pub type BackupStream = mpsc::Receiver<Result<Vec<u8>, Error>>;
+
+/// What one sealed frame holds.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum Frame {
+    Vault(VaultPayload),
+    Objects(Vec<ObjectPayload>),
+    End { objects: u64, versions: u64 },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VaultPayload {
+    name: String,
+    location: String,
+    sku: Sku,
+    retention_days: u32,
+    purge_protection: bool,
+    tags: Tags,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectPayload {
+    kind: ObjectKind,
+    name: String,
+    latest_version: String,
+    deleted: Option<DeletedPayload>,
+    versions: Vec<VersionPayload>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeletedPayload {
+    deleted_date: i64,
+    scheduled_purge_date: i64,
+}
+
+/// One version with its value in plaintext: exists only between unsealing from the store and
+/// sealing into a frame (or the reverse), and is wiped when dropped.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionPayload {
+    version: String,
+    value: String,
+    content_type: Option<String>,
+    enabled: bool,
+    not_before: Option<i64>,
+    expires: Option<i64>,
+    created: i64,
+    updated: i64,
+    tags: Tags,
+}
+
+impl Drop for VersionPayload {
+    fn drop(&mut self) {
+        self.value.zeroize();
+    }
+}
+
+fn secret_context<'a>(vault_key: &'a str, name_key: &'a str, version: &'a str) -> SealContext<'a> {
+    SealContext {
+        vault: vault_key,
+        kind: ObjectKind::Secret,
+        name: name_key,
+        version,
+    }
+}
+
+fn crypto_internal(e: impl std::fmt::Display) -> Error {
+    Error::internal(e.to_string())
+}
+
+fn damaged() -> Error {
+    Error::bad_parameter(
+        "The backup is damaged or was altered, or was not made by a Coffer cluster of this \
+         geography.",
+    )
+}
+
+fn encode_frame(frame: &Frame) -> Result<Zeroizing<Vec<u8>>, Error> {
+    serde_json::to_vec(frame)
+        .map(Zeroizing::new)
+        .map_err(crypto_internal)
+}
+
+fn decode_frame(bytes: &[u8]) -> Result<Frame, Error> {
+    serde_json::from_slice(bytes).map_err(|_| damaged())
+}
+
+impl Service {
+    // Geography keys.
+
+    /// Makes sure this cluster's geography has a backup key: every node proposes a first key
+    /// at start and the first proposal wins.
+    pub async fn ensure_geography_key(&self) -> Result<(), Error> {
+        self.store.read_barrier().await?;
+        if self.store.active_geography_key(self.geography())?.is_some() {
+            return Ok(());
+        }
+        let key = GeographyKey::generate(self.geography()).map_err(crypto_internal)?;
+        let record = self.geography_key_record(&key, false)?;
+        let command = Command::AddGeographyKey {
+            record,
+            activate: true,
+            if_none: true,
+        };
+        let request_id = format!("geography-key-{}", crate::new_uuid()?);
+        match self.store.write(request_id, command).await? {
+            Applied::GeographyKey(record) => {
+                tracing::info!(geography = %record.geography, id = %record.id, "geography backup key created");
+                Ok(())
+            }
+            Applied::Failed(e) if e.code == ErrorCode::Conflict => Ok(()),
+            Applied::Failed(e) => Err(e),
+            other => Err(Error::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+
+    fn geography_key_record(
+        &self,
+        key: &GeographyKey,
+        imported: bool,
+    ) -> Result<GeographyKeyRecord, Error> {
+        Ok(GeographyKeyRecord {
+            format: RECORD_FORMAT,
+            id: key.id().to_owned(),
+            geography: key.geography().to_owned(),
+            sealed_key: key
+                .seal_with_root(self.keys.root())
+                .map_err(crypto_internal)?,
+            added: self.clock.now_unix(),
+            imported,
+        })
+    }
+
+    fn open_geography_key(&self, record: &GeographyKeyRecord) -> Result<GeographyKey, Error> {
+        GeographyKey::unseal_with_root(self.keys.root(), &record.geography, &record.sealed_key)
+            .map_err(|e| {
+                tracing::error!(id = %record.id, error = %e, "geography key does not unseal");
+                Error::internal("The geography backup key could not be opened with the root key.")
+            })
+    }
+
+    /// The key new backups are sealed with.
+    fn active_geography_key(&self) -> Result<GeographyKey, Error> {
+        let record = self
+            .store
+            .active_geography_key(self.geography())?
+            .ok_or_else(|| {
+                Error::unavailable("This cluster has no geography backup key yet; retry shortly.")
+            })?;
+        self.open_geography_key(&record)
+    }
+
+    /// The key that opens a backup with `header`, refusing a backup of another geography or
+    /// sealed with a key this cluster does not hold.
+    fn key_for_backup(&self, header: &BackupHeader, kind: &str) -> Result<GeographyKey, Error> {
+        if header.kind != kind {
+            return Err(Error::bad_parameter(format!(
+                "This is a backup of a {}, not of a {kind}.",
+                coffer_types::error::quote_user_text(&header.kind)
+            )));
+        }
+        if header.geography != self.geography() {
+            return Err(Error::bad_parameter(format!(
+                "This backup was made in geography {} and can be restored only in a cluster of \
+                 that geography; this cluster is in geography {}.",
+                coffer_types::error::quote_user_text(&header.geography),
+                coffer_types::error::quote_user_text(self.geography())
+            ))
+            .with_inner(InnerCode::GeographyMismatch));
+        }
+        let record = self.store.geography_key(&header.key_id)?.ok_or_else(|| {
+            Error::bad_parameter(format!(
+                "This backup is sealed with geography key {}, which this cluster does not hold. \
+                 Export it from the cluster that made the backup and import it here with \
+                 'coffer operator geography-key import'.",
+                coffer_types::error::quote_user_text(&header.key_id)
+            ))
+            .with_inner(InnerCode::GeographyMismatch)
+        })?;
+        self.open_geography_key(&record)
+    }
+
+    /// The geography keys this cluster holds, with the active one marked.
+    pub async fn list_geography_keys(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<Vec<(GeographyKeyRecord, bool)>, Error> {
+        self.authorize(ctx, &Scope::cluster(), mgmt::CLUSTER_READ)?;
+        self.read_point(ctx.consistency).await?;
+        let active = self
+            .store
+            .active_geography_key(self.geography())?
+            .map(|r| r.id);
+        Ok(self
+            .store
+            .geography_keys()?
+            .into_iter()
+            .map(|r| {
+                let is_active = active.as_deref() == Some(r.id.as_str());
+                (r, is_active)
+            })
+            .collect())
+    }
+
+    /// The active geography key wrapped under `passphrase`, for import into another cluster
+    /// of the geography.
+    pub async fn export_geography_key(
+        &self,
+        ctx: &RequestContext,
+        passphrase: &SecretString,
+    ) -> Result<(GeographyKeyRecord, String), Error> {
+        self.authorize(ctx, &Scope::cluster(), mgmt::CLUSTER_WRITE)?;
+        self.store.read_barrier().await?;
+        let record = self
+            .store
+            .active_geography_key(self.geography())?
+            .ok_or_else(|| Error::unavailable("This cluster has no geography backup key yet."))?;
+        let key = self.open_geography_key(&record)?;
+        let wrapped = key
+            .export(passphrase)
+            .map_err(|e| Error::bad_parameter(e.to_string()))?;
+        Ok((record, wrapped))
+    }
+
+    /// Adds a wrapped key of this cluster's geography and makes it the active one, so this
+    /// cluster's backups open in the cluster it came from and the reverse.
+    pub async fn import_geography_key(
+        &self,
+        ctx: &RequestContext,
+        wrapped: &str,
+        passphrase: &SecretString,
+    ) -> Result<GeographyKeyRecord, Error> {
+        self.authorize(ctx, &Scope::cluster(), mgmt::CLUSTER_WRITE)?;
+        let key = GeographyKey::import(wrapped, passphrase).map_err(|_| {
+            Error::bad_parameter(
+                "The wrapped geography key could not be opened: the passphrase is wrong or the \
+                 key was altered.",
+            )
+        })?;
+        if key.geography() != self.geography() {
+            return Err(Error::bad_parameter(format!(
+                "The key belongs to geography {}; this cluster is in geography {}.",
+                coffer_types::error::quote_user_text(key.geography()),
+                coffer_types::error::quote_user_text(self.geography())
+            ))
+            .with_inner(InnerCode::GeographyMismatch));
+        }
+        let command = Command::AddGeographyKey {
+            record: self.geography_key_record(&key, true)?,
+            activate: true,
+            if_none: false,
+        };
+        match self
+            .store
+            .write(ctx.request_id().to_owned(), command)
+            .await?
+        {
+            Applied::GeographyKey(record) => Ok(record),
+            Applied::Failed(e) => Err(e),
+            other => Err(Error::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+
+    // One secret.
+
+    /// Every version of a secret with its attributes and tags, sealed with the geography key.
+    pub async fn backup_secret(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let vault_name = VaultName::parse(vault)?;
+        let name = ObjectName::parse(name)?;
+        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
+        self.authorize_data(ctx, &vault, DataOperation::SecretBackup, Some(&name.key()))?;
+        let vault_key = vault_name.key();
+        let latest = self
+            .store
+            .secret(&vault_key, &name.key(), None)?
+            .ok_or_else(|| Error::secret_not_found(name.as_str()))?;
+        let mut versions = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .secret_versions(&vault_key, &name.key(), after.as_deref(), 25)?;
+            versions.extend(page.items);
+            if versions.len() > MAX_BACKUP_VERSIONS {
+                return Err(Error::bad_parameter(format!(
+                    "The secret {} has more than {MAX_BACKUP_VERSIONS} versions, more than a \
+                     backup holds.",
+                    coffer_types::error::quote_user_text(name.as_str())
+                )));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let object = ExportedObject {
+            kind: ObjectKind::Secret,
+            latest_version: latest.version.clone(),
+            deleted: None,
+            versions,
+        };
+        let payload = self.object_payload(&vault, object)?;
+        let key = self.active_geography_key()?;
+        let header = self.backup_header(&key, "secret");
+        let frame = encode_frame(&Frame::Objects(vec![payload]))?;
+        key.seal_blob(&header, &frame).map_err(crypto_internal)
+    }
+
+    fn backup_header(&self, key: &GeographyKey, kind: &str) -> BackupHeader {
+        BackupHeader {
+            kind: kind.to_owned(),
+            geography: key.geography().to_owned(),
+            key_id: key.id().to_owned(),
+            created: self.clock.now_unix(),
+        }
+    }
+
+    /// Unseals an object's versions into a backup payload.
+    fn object_payload(
+        &self,
+        vault: &VaultRecord,
+        object: ExportedObject,
+    ) -> Result<ObjectPayload, Error> {
+        let data_key = self.keys.data_key(vault)?;
+        let vault_key = vault.name.to_ascii_lowercase();
+        let name = object
+            .versions
+            .iter()
+            .find(|v| v.version == object.latest_version)
+            .map(|v| v.name.clone())
+            .ok_or_else(|| Error::internal("An object's latest version is missing."))?;
+        let name_key = name.to_ascii_lowercase();
+        let mut versions = Vec::with_capacity(object.versions.len());
+        for record in object.versions {
+            let context = secret_context(&vault_key, &name_key, &record.version);
+            let plain = data_key
+                .unseal(&context, &record.sealed_value)
+                .map_err(|e| {
+                    tracing::error!(vault = %vault.name, secret = %record.name, version = %record.version, error = %e, "stored secret does not unseal");
+                    Error::internal("A stored secret could not be decrypted.")
+                })?;
+            let value = String::from_utf8(plain.expose().to_vec())
+                .map_err(|_| Error::internal("A stored secret is not UTF-8."))?;
+            versions.push(VersionPayload {
+                version: record.version,
+                value,
+                content_type: record.content_type,
+                enabled: record.enabled,
+                not_before: record.not_before,
+                expires: record.expires,
+                created: record.created,
+                updated: record.updated,
+                tags: record.tags,
+            });
+        }
+        Ok(ObjectPayload {
+            kind: object.kind,
+            name,
+            latest_version: object.latest_version,
+            deleted: object.deleted.map(|d| DeletedPayload {
+                deleted_date: d.deleted_date,
+                scheduled_purge_date: d.scheduled_purge_date,
+            }),
+            versions,
+        })
+    }
+
+    /// Restores a secret backup into `vault`, keeping its name and version ids. Refused, with
+    /// nothing written, if the name is in use (active or deleted), the backup belongs to
+    /// another geography, or it was altered.
+    pub async fn restore_secret(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        blob: &[u8],
+    ) -> Result<SecretBundle, Error> {
+        let vault_name = VaultName::parse(vault)?;
+        let vault = self
+            .vault_for(&vault_name, Consistency::Linearizable)
+            .await?;
+        self.authorize_data(ctx, &vault, DataOperation::SecretRestore, None)?;
+        let Some((header, _)) = parse_header(blob).map_err(|_| damaged())? else {
+            return Err(damaged());
+        };
+        let key = self.key_for_backup(&header, "secret")?;
+        let (_, plain) = coffer_crypto::backup::open_blob(&key, blob).map_err(|_| damaged())?;
+        let Frame::Objects(mut objects) = decode_frame(plain.expose())? else {
+            return Err(damaged());
+        };
+        let (Some(object), true) = (objects.pop(), objects.is_empty()) else {
+            return Err(damaged());
+        };
+        if object.kind != ObjectKind::Secret
+            || object.deleted.is_some()
+            || object.versions.len() > MAX_BACKUP_VERSIONS
+        {
+            return Err(damaged());
+        }
+        let restored = self.restored_object(&vault, object)?;
+        let name_key = restored
+            .versions
+            .first()
+            .map(|v| v.name.to_ascii_lowercase())
+            .unwrap_or_default();
+        let command = LifecycleCommand::RestoreObjects {
+            vault: vault_name.key(),
+            vault_id: vault.id.clone(),
+            objects: vec![restored],
+        };
+        match self
+            .store
+            .write(ctx.request_id().to_owned(), Command::Lifecycle(command))
+            .await?
+        {
+            Applied::Restored { latest_version, .. } => {
+                let record = self
+                    .store
+                    .secret(&vault_name.key(), &name_key, Some(&latest_version))?
+                    .ok_or_else(|| Error::internal("The restored secret is missing."))?;
+                Ok(SecretBundle {
+                    vault,
+                    record,
+                    value: None,
+                })
+            }
+            Applied::Failed(e) => Err(e),
+            other => Err(Error::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Validates an object from a backup and seals its values for `vault`.
+    fn restored_object(
+        &self,
+        vault: &VaultRecord,
+        object: ObjectPayload,
+    ) -> Result<RestoredObject, Error> {
+        if object.kind != ObjectKind::Secret {
+            return Err(Error::bad_parameter(
+                "The backup holds objects of a kind this cluster cannot restore.",
+            ));
+        }
+        let name = ObjectName::parse(&object.name).map_err(|_| damaged())?;
+        if object.versions.is_empty()
+            || !object
+                .versions
+                .iter()
+                .any(|v| v.version == object.latest_version)
+        {
+            return Err(damaged());
+        }
+        let data_key = self.keys.data_key(vault)?;
+        let vault_key = vault.name.to_ascii_lowercase();
+        let name_key = name.key();
+        let mut versions = Vec::with_capacity(object.versions.len());
+        for v in &object.versions {
+            let version = Version::parse(&v.version).map_err(|_| damaged())?;
+            if v.value.len() > MAX_SECRET_VALUE_BYTES {
+                return Err(damaged());
+            }
+            let tags = Tags::new(
+                v.tags
+                    .iter()
+                    .map(|(k, val)| (k.to_owned(), val.to_owned()))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|_| damaged())?;
+            let context = secret_context(&vault_key, &name_key, version.as_str());
+            let sealed_value = data_key
+                .seal(&context, v.value.as_bytes())
+                .map_err(crypto_internal)?;
+            versions.push(SecretRecord {
+                format: RECORD_FORMAT,
+                name: name.as_str().to_owned(),
+                version: version.to_string(),
+                sealed_value,
+                content_type: v.content_type.clone(),
+                enabled: v.enabled,
+                not_before: v.not_before,
+                expires: v.expires,
+                created: v.created,
+                updated: v.updated,
+                tags,
+            });
+        }
+        let deleted = object.deleted.as_ref().map(|d| DeletedObjectRecord {
+            format: RECORD_FORMAT,
+            kind: ObjectKind::Secret,
+            name: name.as_str().to_owned(),
+            latest_version: object.latest_version.clone(),
+            deleted_date: d.deleted_date,
+            // The target vault's retention decides, counted from the original deletion.
+            scheduled_purge_date: vault.scheduled_purge_date(d.deleted_date),
+        });
+        Ok(RestoredObject {
+            kind: ObjectKind::Secret,
+            latest_version: object.latest_version.clone(),
+            versions,
+            deleted,
+        })
+    }
+
+    // A whole vault.
+
+    /// Streams a consistent copy of the vault `name`: its properties and every object, active
+    /// and deleted, with all versions.
+    pub async fn backup_vault(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<BackupStream, Error> {
+        let vault_name = VaultName::parse(name)?;
+        let vault = self
+            .authorized_vault(ctx, &vault_name, mgmt::VAULT_READ)
+            .await?;
+        // Copying the vault hands out every value in it: it takes the data-plane backup
+        // permission, which no read-only role holds.
+        self.authorize_data(ctx, &vault, DataOperation::SecretBackup, None)?;
+        let key = self.active_geography_key()?;
+        let (tx, rx) = mpsc::channel(STREAM_DEPTH);
+        let service = self.clone();
+        let vault_key = vault_name.key();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = service.produce_vault_backup(&vault_key, &key, &tx) {
+                // The receiver may be gone; then nobody is left to tell.
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(rx)
+    }
+
+    fn produce_vault_backup(
+        &self,
+        vault_key: &str,
+        key: &GeographyKey,
+        tx: &mpsc::Sender<Result<Vec<u8>, Error>>,
+    ) -> Result<(), Error> {
+        let header = encode_header(&self.backup_header(key, "vault")).map_err(crypto_internal)?;
+        let mut sealer = key.sealer(header.clone());
+        let send = |bytes: Vec<u8>| -> Result<(), Error> {
+            tx.blocking_send(Ok(bytes))
+                .map_err(|_| Error::unavailable("The backup was abandoned by its receiver."))
+        };
+        send(header)?;
+        let mut vault: Option<VaultRecord> = None;
+        let mut batch: Vec<ObjectPayload> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let (mut objects, mut versions) = (0u64, 0u64);
+        let flush = |sealer: &mut coffer_crypto::backup::FrameSealer,
+                     batch: &mut Vec<ObjectPayload>|
+         -> Result<(), Error> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let frame = encode_frame(&Frame::Objects(std::mem::take(batch)))?;
+            send(sealer.seal(&frame, false).map_err(crypto_internal)?)
+        };
+        self.store
+            .export_vault(vault_key, |item| -> Result<(), Error> {
+                match item {
+                    VaultExportItem::Vault(record) => {
+                        let frame = encode_frame(&Frame::Vault(VaultPayload {
+                            name: record.name.clone(),
+                            location: record.location.clone(),
+                            sku: record.sku,
+                            retention_days: record.retention_days,
+                            purge_protection: record.purge_protection,
+                            tags: record.tags.clone(),
+                        }))?;
+                        send(sealer.seal(&frame, false).map_err(crypto_internal)?)?;
+                        vault = Some(*record);
+                    }
+                    VaultExportItem::Object(object) => {
+                        let Some(vault) = vault.as_ref() else {
+                            return Err(Error::internal("vault export began without its vault"));
+                        };
+                        objects += 1;
+                        versions += object.versions.len() as u64;
+                        batch_bytes += object
+                            .versions
+                            .iter()
+                            .map(|v| v.sealed_value.len() + 256)
+                            .sum::<usize>();
+                        batch.push(self.object_payload(vault, object)?);
+                        if batch_bytes >= FRAME_TARGET_BYTES {
+                            flush(&mut sealer, &mut batch)?;
+                            batch_bytes = 0;
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        flush(&mut sealer, &mut batch)?;
+        let end = encode_frame(&Frame::End { objects, versions })?;
+        send(sealer.seal(&end, true).map_err(crypto_internal)?)
+    }
+
+    /// Restores a vault backup as the new vault `name` (in `location`, or the backed-up
+    /// vault's). The backup is received whole and checked before anything is written; a
+    /// backup of another geography, or altered, truncated or reordered, is refused.
+    pub async fn restore_vault(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        location: Option<String>,
+        mut chunks: mpsc::Receiver<Result<Vec<u8>, Error>>,
+    ) -> Result<VaultRecord, Error> {
+        let target = VaultName::parse(name)?;
+        self.authorize(ctx, &Scope::vault(&target.key())?, mgmt::VAULT_WRITE)?;
+        let spool = Spool::create()?;
+        let mut file = spool.writer()?;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut checker: Option<FrameOpener> = None;
+        let mut vault_payload: Option<VaultPayload> = None;
+        let mut ended = false;
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).map_err(spool_error)?;
+            pending.extend_from_slice(&chunk);
+            if checker.is_none() {
+                match parse_header(&pending).map_err(|_| damaged())? {
+                    None => continue,
+                    Some((header, used)) => {
+                        let key = self.key_for_backup(&header, "vault")?;
+                        checker = Some(key.opener(pending[..used].to_vec()));
+                        pending.drain(..used);
+                    }
+                }
+            }
+            let Some(opener) = checker.as_mut() else {
+                continue;
+            };
+            while let Some(len) = FrameOpener::next_frame_len(&pending).map_err(|_| damaged())? {
+                let (plain, last) = opener.open(&pending[..len]).map_err(|_| damaged())?;
+                pending.drain(..len);
+                match decode_frame(plain.expose())? {
+                    Frame::Vault(v) if vault_payload.is_none() => vault_payload = Some(v),
+                    Frame::Objects(_) if vault_payload.is_some() && !ended => {}
+                    Frame::End { .. } if last => ended = true,
+                    _ => return Err(damaged()),
+                }
+            }
+        }
+        if !ended || !pending.is_empty() {
+            return Err(damaged());
+        }
+        let Some(payload) = vault_payload else {
+            return Err(damaged());
+        };
+        file.into_inner()
+            .map_err(|e| spool_error(e.into_error()))?
+            .sync_all()
+            .map_err(spool_error)?;
+
+        // Checked whole: now the vault is created and filled.
+        let created = self
+            .create_vault(
+                &ctx.step("vault"),
+                crate::CreateVault {
+                    name: target.as_str().to_owned(),
+                    location: location.unwrap_or(payload.location.clone()),
+                    sku: Some(payload.sku),
+                    retention_days: payload.retention_days,
+                    purge_protection: payload.purge_protection,
+                    tags: payload
+                        .tags
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                    enable_rbac_authorization: None,
+                },
+            )
+            .await?;
+        self.authorize_data(ctx, &created, DataOperation::SecretRestore, None)?;
+        if let Err(e) = self.replay_vault_backup(ctx, &created, &spool).await {
+            tracing::error!(vault = %created.name, error = %e.message, "vault restore stopped part-way");
+            return Err(Error::new(
+                e.code,
+                format!(
+                    "The restore into vault {} stopped part-way and the vault is incomplete: \
+                     delete and purge it, then restore again. Cause: {}",
+                    coffer_types::error::quote_user_text(&created.name),
+                    e.message
+                ),
+            ));
+        }
+        Ok(created)
+    }
+
+    /// Replays a checked vault backup from its spool file into `vault`, in batches.
+    async fn replay_vault_backup(
+        &self,
+        ctx: &RequestContext,
+        vault: &VaultRecord,
+        spool: &Spool,
+    ) -> Result<(), Error> {
+        let mut reader = spool.reader()?;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut opener: Option<FrameOpener> = None;
+        let mut batch: Vec<RestoredObject> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut step = 0usize;
+        let vault_key = vault.name.to_ascii_lowercase();
+        loop {
+            let n = reader.read(&mut buf).map_err(spool_error)?;
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            if opener.is_none() {
+                let Some((header, used)) = parse_header(&pending).map_err(|_| damaged())? else {
+                    continue;
+                };
+                let key = self.key_for_backup(&header, "vault")?;
+                opener = Some(key.opener(pending[..used].to_vec()));
+                pending.drain(..used);
+            }
+            let Some(open) = opener.as_mut() else {
+                continue;
+            };
+            while let Some(len) = FrameOpener::next_frame_len(&pending).map_err(|_| damaged())? {
+                let (plain, _) = open.open(&pending[..len]).map_err(|_| damaged())?;
+                pending.drain(..len);
+                let Frame::Objects(objects) = decode_frame(plain.expose())? else {
+                    continue;
+                };
+                for object in objects {
+                    let restored = self.restored_object(vault, object)?;
+                    batch_bytes += restored
+                        .versions
+                        .iter()
+                        .map(|v| v.sealed_value.len() + 256)
+                        .sum::<usize>();
+                    batch.push(restored);
+                    if batch_bytes >= RESTORE_BATCH_BYTES || batch.len() >= RESTORE_BATCH_OBJECTS {
+                        self.restore_batch(ctx, vault, &vault_key, &mut batch, step)
+                            .await?;
+                        step += 1;
+                        batch_bytes = 0;
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.restore_batch(ctx, vault, &vault_key, &mut batch, step)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn restore_batch(
+        &self,
+        ctx: &RequestContext,
+        vault: &VaultRecord,
+        vault_key: &str,
+        batch: &mut Vec<RestoredObject>,
+        step: usize,
+    ) -> Result<(), Error> {
+        let command = LifecycleCommand::RestoreObjects {
+            vault: vault_key.to_owned(),
+            vault_id: vault.id.clone(),
+            objects: std::mem::take(batch),
+        };
+        match self
+            .store
+            .write(
+                ctx.step(&format!("objects-{step}")).request_id().to_owned(),
+                Command::Lifecycle(command),
+            )
+            .await?
+        {
+            Applied::Restored { .. } => Ok(()),
+            Applied::Failed(e) => Err(e),
+            other => Err(Error::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+}
+
+fn spool_error(e: std::io::Error) -> Error {
+    tracing::error!(error = %e, "vault restore spool file failed");
+    Error::internal("Receiving the backup failed on the server.")
+}
+
+/// A temporary file holding a received vault backup (ciphertext only: frames stay sealed),
+/// removed when dropped.
+struct Spool {
+    path: PathBuf,
+}
+
+impl Spool {
+    fn create() -> Result<Self, Error> {
+        let path = std::env::temp_dir().join(format!("coffer-restore-{}", crate::new_uuid()?));
+        Ok(Self { path })
+    }
+
+    fn writer(&self) -> Result<std::io::BufWriter<std::fs::File>, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(spool_error)?;
+        Ok(std::io::BufWriter::new(file))
+    }
+
+    fn reader(&self) -> Result<std::fs::File, Error> {
+        std::fs::File::open(&self.path).map_err(spool_error)
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
