@@ -299,12 +299,13 @@ async fn a_write_sealed_for_a_stale_vault_copy_is_sealed_again_for_the_current_v
     set(&at_follower, "a", "old").await;
 
     // The follower stops receiving the log (it can still reach the leader), keeps its copy of
-    // the first kv1, and the vault is deleted and created again.
+    // the first kv1, and the vault is deleted, purged and created again.
     cluster
         .mesh
         .link(leader, follower)
         .set_mode(coffer_testkit::Mode::Blackhole);
     at_leader.delete_vault("kv1").await.unwrap();
+    at_leader.purge_deleted_vault("kv1").await.unwrap();
     create_vault(&at_leader, "kv1").await;
     let writer =
         tokio::spawn(async move { ops::set_secret(&at_follower, "kv1", "a", "new").await });

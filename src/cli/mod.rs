@@ -11,6 +11,9 @@
 
 mod args;
 mod assertion;
+mod backup;
+mod deleted_view;
+mod geography;
 mod identity;
 mod identity_view;
 mod login;
@@ -48,7 +51,7 @@ pub enum ClientCommand {
     Role(role::RoleArgs),
     /// Manage a vault's access policies (the model used when RBAC is off).
     Policy(policy::PolicyArgs),
-    /// Operate the cluster: membership, snapshots, node certificates.
+    /// Operate the cluster: membership, snapshots, node certificates, geography backup keys.
     Operator(operator::OperatorArgs),
 }
 
@@ -138,5 +141,91 @@ impl std::error::Error for CliError {}
 impl From<ClientError> for CliError {
     fn from(err: ClientError) -> Self {
         Self::Client(err)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::ClientCommand;
+
+    /// The client half of `coffer`, as `main` mounts it.
+    #[derive(Debug, Parser)]
+    #[command(name = "coffer")]
+    struct Cli {
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(line.split_whitespace())
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn lifecycle_command_lines_parse() {
+        let lines = [
+            "coffer secret delete --vault kv --name s",
+            "coffer secret delete --vault-name kv -n s -o json",
+            "coffer secret list-deleted --vault kv",
+            "coffer secret list-deleted --vault kv --max-results 5",
+            "coffer secret list-deleted --vault kv --maxresults 25 --query 0.recoveryId",
+            "coffer secret show-deleted --vault kv --name s",
+            "coffer secret recover --vault kv --name s",
+            "coffer secret purge --vault kv --name s",
+            "coffer secret backup --vault kv --name s --out s.bak",
+            "coffer secret backup --vault kv --name s --file s.bak --force",
+            "coffer secret restore --vault kv --in s.bak",
+            "coffer secret restore --vault kv -f s.bak",
+            "coffer vault delete --name kv",
+            "coffer vault list-deleted",
+            "coffer vault list-deleted -o json",
+            "coffer vault show-deleted --name kv",
+            "coffer vault recover --name kv",
+            "coffer vault purge --name kv",
+            "coffer vault backup --name kv --out kv.bak",
+            "coffer vault backup -n kv --out kv.bak --force",
+            "coffer vault restore --in kv.bak --name kv2",
+            "coffer vault restore --in kv.bak --name kv2 --location west",
+            "coffer operator geography-key list",
+            "coffer operator geography-key list -o json",
+            "coffer operator geography-key export --out gk.json",
+            "coffer operator geography-key export --out gk.json --passphrase-file p --force",
+            "coffer operator geography-key import --in gk.json",
+            "coffer operator geography-key import --in gk.json --passphrase-file p",
+        ];
+        for line in lines {
+            if let Err(err) = parse(line) {
+                panic!("{line:?} did not parse: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn lifecycle_misuse_is_a_usage_error() {
+        let bad = [
+            "coffer secret delete --vault kv",
+            "coffer secret list-deleted --vault kv --max-results 0",
+            "coffer secret list-deleted --vault kv --max-results many",
+            "coffer secret backup --vault kv --name s",
+            "coffer secret restore --vault kv",
+            "coffer vault backup --name kv",
+            "coffer vault restore --in kv.bak",
+            "coffer vault restore --name kv2",
+            // A passphrase never comes from a flag value.
+            "coffer operator geography-key export --out gk.json --passphrase hunter2hunter2hunter2",
+            "coffer operator geography-key import --in gk.json --passphrase hunter2hunter2hunter2",
+            "coffer operator geography-key export",
+            "coffer operator geography-key import",
+        ];
+        for line in bad {
+            assert!(parse(line).is_err(), "{line:?} parsed");
+        }
     }
 }

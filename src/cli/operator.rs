@@ -1,4 +1,5 @@
-//! `coffer operator ...`: cluster membership, whole-cluster snapshots, node certificates.
+//! `coffer operator ...`: cluster membership, whole-cluster snapshots, node certificates,
+//! geography backup keys.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,10 @@ enum OperatorCommand {
     /// Certificates for node-to-node mutual TLS.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// The keys that seal secret and vault backups: list, export to and import from another
+    /// cluster of the same geography.
+    #[command(subcommand)]
+    GeographyKey(super::geography::GeographyKeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +123,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), CliError> {
     let global = &args.global;
     match args.command {
         OperatorCommand::Raft(command) => raft(global, command).await,
+        OperatorCommand::GeographyKey(command) => super::geography::run(global, command).await,
         OperatorCommand::Cert(CertCommand::IssueNode {
             ca_cert,
             ca_key,

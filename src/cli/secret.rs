@@ -1,14 +1,19 @@
-//! `coffer secret set|show|list|list-versions|set-attributes`.
+//! `coffer secret set|show|list|list-versions|set-attributes`, and the lifecycle:
+//! `delete|list-deleted|show-deleted|recover|purge|backup|restore`.
 
 use std::path::PathBuf;
 
 use base64::Engine as _;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
-use coffer_client::proto::{GetSecretRequest, Secret, SetSecretRequest, Tags, UpdateSecretRequest};
+use coffer_client::proto::{
+    DeletedSecret, GetSecretRequest, Secret, SetSecretRequest, Tags, UpdateSecretRequest,
+};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::args::{parse_tags, parse_time};
+use super::backup::PrivateOutput;
+use super::deleted_view::{deleted_secret_json, deleted_secrets_table};
 use super::output;
 use super::secret_view::{list_table, secret_json, show_table};
 use super::{CliError, GlobalArgs};
@@ -126,6 +131,77 @@ enum SecretCommand {
         #[command(flatten)]
         attributes: AttributeArgs,
     },
+    /// Delete a secret: every version moves to the deleted state, recoverable (`secret
+    /// recover`) until its scheduled purge date.
+    Delete {
+        /// Vault name.
+        #[arg(long, visible_alias = "vault-name")]
+        vault: String,
+        /// Secret name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// List the deleted secrets of a vault (never their values).
+    ListDeleted {
+        /// Vault name.
+        #[arg(long, visible_alias = "vault-name")]
+        vault: String,
+        /// Results asked for per page [server default]; every page is listed.
+        #[arg(long, visible_alias = "maxresults", value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_results: Option<u32>,
+    },
+    /// Show a deleted secret (never its value).
+    ShowDeleted {
+        /// Vault name.
+        #[arg(long, visible_alias = "vault-name")]
+        vault: String,
+        /// Secret name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Recover a deleted secret with all its versions.
+    Recover {
+        /// Vault name.
+        #[arg(long, visible_alias = "vault-name")]
+        vault: String,
+        /// Secret name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Delete a deleted secret for good (refused under purge protection).
+    Purge {
+        /// Vault name.
+        #[arg(long, visible_alias = "vault-name")]
+        vault: String,
+        /// Secret name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Save a backup of a secret (every version, sealed with the geography backup key).
+    Backup {
+        /// Vault name.
+        #[arg(long, visible_alias = "vault-name")]
+        vault: String,
+        /// Secret name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// File to write (created with mode 0600).
+        #[arg(long, short = 'f', visible_alias = "file", value_name = "PATH")]
+        out: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a secret from a backup file (made by `secret backup`).
+    Restore {
+        /// Vault name.
+        #[arg(long, visible_alias = "vault-name")]
+        vault: String,
+        /// Backup file to read.
+        #[arg(long = "in", short = 'f', visible_alias = "file", value_name = "PATH")]
+        input: PathBuf,
+    },
 }
 
 pub async fn run(args: SecretArgs) -> Result<(), CliError> {
@@ -228,11 +304,67 @@ pub async fn run(args: SecretArgs) -> Result<(), CliError> {
                 tags,
             };
             let secret = global.connect().await?.update_secret(request).await?;
-            output::print(&global, &secret_json(&secret, false), || {
-                show_table(&secret, false)
-            })
+            print_properties(&global, &secret)
+        }
+        SecretCommand::Delete { vault, name } => {
+            let deleted = global.connect().await?.delete_secret(&vault, &name).await?;
+            print_deleted(&global, &deleted)
+        }
+        SecretCommand::ListDeleted { vault, max_results } => {
+            let deleted = global
+                .connect()
+                .await?
+                .list_deleted_secrets(&vault, max_results)
+                .await?;
+            let json = Value::Array(deleted.iter().map(deleted_secret_json).collect());
+            output::print(&global, &json, || deleted_secrets_table(&deleted))
+        }
+        SecretCommand::ShowDeleted { vault, name } => {
+            let client = global.connect().await?;
+            print_deleted(&global, &client.get_deleted_secret(&vault, &name).await?)
+        }
+        SecretCommand::Recover { vault, name } => {
+            let client = global.connect().await?;
+            let secret = client.recover_deleted_secret(&vault, &name).await?;
+            print_properties(&global, &secret)
+        }
+        SecretCommand::Purge { vault, name } => {
+            // Like `az keyvault secret purge`, success prints nothing.
+            let client = global.connect().await?;
+            client.purge_deleted_secret(&vault, &name).await?;
+            Ok(())
+        }
+        SecretCommand::Backup {
+            vault,
+            name,
+            out,
+            force,
+        } => {
+            // Before connecting: an existing file is refused without asking for the backup.
+            let file = PrivateOutput::create(&out, force)?;
+            let blob = global.connect().await?.backup_secret(&vault, &name).await?;
+            // Like `az keyvault secret backup`, success prints nothing.
+            file.write(&blob)
+        }
+        SecretCommand::Restore { vault, input } => {
+            let blob = std::fs::read(&input).map_err(|err| CliError::file(&input, err))?;
+            let secret = global.connect().await?.restore_secret(&vault, blob).await?;
+            print_properties(&global, &secret)
         }
     }
+}
+
+/// A secret's properties, never its value.
+fn print_properties(global: &GlobalArgs, secret: &Secret) -> Result<(), CliError> {
+    output::print(global, &secret_json(secret, false), || {
+        show_table(secret, false)
+    })
+}
+
+fn print_deleted(global: &GlobalArgs, deleted: &DeletedSecret) -> Result<(), CliError> {
+    output::print(global, &deleted_secret_json(deleted), || {
+        deleted_secrets_table(std::slice::from_ref(deleted))
+    })
 }
 
 /// Reads `--file` and encodes it as the stored value.

@@ -1,10 +1,15 @@
-//! `coffer vault create|show|list|update|delete`.
+//! `coffer vault create|show|list|update|delete`, and the lifecycle:
+//! `list-deleted|show-deleted|recover|purge|backup|restore`.
+
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use coffer_client::proto::{CreateVaultRequest, Tags, UpdateVaultRequest, Vault};
 use serde_json::{Value, json};
 
 use super::args::{SkuArg, parse_tags, sku_name};
+use super::backup::{PrivateOutput, streaming_error};
+use super::deleted_view::{deleted_vault_json, deleted_vaults_table};
 use super::output::{self, Table, cell};
 use super::{CliError, GlobalArgs};
 
@@ -71,11 +76,57 @@ enum VaultCommand {
         #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
         enable_rbac_authorization: Option<bool>,
     },
-    /// Delete a vault.
+    /// Delete a vault. It stays recoverable (`vault recover`), with its objects and its name
+    /// reserved, until its scheduled purge date; `vault purge` removes it for good sooner.
     Delete {
         /// Vault name.
         #[arg(long, short = 'n')]
         name: String,
+    },
+    /// List deleted vaults.
+    ListDeleted,
+    /// Show a deleted vault.
+    ShowDeleted {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Recover a deleted vault with its objects.
+    Recover {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Delete a deleted vault and its objects for good (refused under purge protection).
+    Purge {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Save a backup of a vault: every object, deleted ones included, sealed with the
+    /// geography backup key. Streamed to the file as it is made.
+    Backup {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// File to write (created with mode 0600; complete or not at all).
+        #[arg(long, short = 'f', visible_alias = "file", value_name = "PATH")]
+        out: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a vault backup (made by `vault backup`) as a new vault.
+    Restore {
+        /// Backup file to read.
+        #[arg(long = "in", short = 'f', visible_alias = "file", value_name = "PATH")]
+        input: PathBuf,
+        /// Name of the new vault.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Location of the new vault [default: the backed-up vault's].
+        #[arg(long, short = 'l')]
+        location: Option<String>,
     },
 }
 
@@ -138,6 +189,62 @@ pub async fn run(args: VaultArgs) -> Result<(), CliError> {
             // Like `az keyvault delete`, success prints nothing.
             global.connect().await?.delete_vault(&name).await?;
             Ok(())
+        }
+        VaultCommand::ListDeleted => {
+            let deleted = global.connect().await?.list_deleted_vaults().await?;
+            let json = Value::Array(deleted.iter().map(deleted_vault_json).collect());
+            output::print(&global, &json, || deleted_vaults_table(&deleted))
+        }
+        VaultCommand::ShowDeleted { name } => {
+            let deleted = global.connect().await?.get_deleted_vault(&name).await?;
+            output::print(&global, &deleted_vault_json(&deleted), || {
+                deleted_vaults_table(std::slice::from_ref(&deleted))
+            })
+        }
+        VaultCommand::Recover { name } => {
+            let vault = global.connect().await?.recover_deleted_vault(&name).await?;
+            print_one(&global, &vault)
+        }
+        VaultCommand::Purge { name } => {
+            // Like `az keyvault purge`, success prints nothing.
+            global.connect().await?.purge_deleted_vault(&name).await?;
+            Ok(())
+        }
+        VaultCommand::Backup { name, out, force } => {
+            // Before connecting: an existing file is refused without making a backup.
+            let file = PrivateOutput::create(&out, force)?;
+            let client = global.connect().await?;
+            let mut writer = file.tokio_file()?;
+            let bytes = client
+                .backup_vault_to(&name, &mut writer)
+                .await
+                .map_err(|err| streaming_error(&out, err))?;
+            drop(writer);
+            // Only a complete backup reaches `out`; a failure above removed the partial file.
+            file.commit()?;
+            let path = out.display().to_string();
+            output::print(&global, &json!({ "file": path, "bytes": bytes }), || {
+                Table {
+                    headers: vec!["File", "Bytes"],
+                    rows: vec![vec![path.clone(), bytes.to_string()]],
+                }
+            })
+        }
+        VaultCommand::Restore {
+            input,
+            name,
+            location,
+        } => {
+            let file = tokio::fs::File::open(&input)
+                .await
+                .map_err(|err| CliError::file(&input, err))?;
+            let vault = global
+                .connect()
+                .await?
+                .restore_vault_from(&name, location.as_deref(), file)
+                .await
+                .map_err(|err| streaming_error(&input, err))?;
+            print_one(&global, &vault)
         }
     }
 }

@@ -225,15 +225,7 @@ impl CofferClient {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.fresh_token().await?;
-        let mut metadata = MetadataMap::new();
-        if let Ok(id) = new_request_id().parse() {
-            metadata.insert("x-ms-client-request-id", id);
-        }
-        if let Some(max) = self.max_staleness
-            && let Ok(ms) = max.as_millis().max(1).to_string().parse()
-        {
-            metadata.insert("x-coffer-max-staleness-ms", ms);
-        }
+        let metadata = self.call_metadata();
         let until = Instant::now() + self.failover_deadline;
         let count = self.nodes.len();
         let mut index = self.preferred.load(Ordering::Relaxed) % count;
@@ -259,6 +251,35 @@ impl CofferClient {
                 Err(status) => return Err(status.into()),
             }
         }
+    }
+
+    /// Runs one logical call on the node that answered last, without failover: for a
+    /// client-streaming call whose input can be read only once, so that a failure half-way
+    /// through is reported rather than answered by sending the rest of the input elsewhere.
+    pub(crate) async fn call_once<T, F, Fut>(&self, send: F) -> Result<T, ClientError>
+    where
+        F: FnOnce(Node, MetadataMap) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.fresh_token().await?;
+        let index = self.preferred.load(Ordering::Relaxed) % self.nodes.len();
+        let response = send(self.nodes[index].clone(), self.call_metadata()).await?;
+        Ok(response.into_inner())
+    }
+
+    /// The metadata every attempt of one logical call carries: one request id, and the
+    /// staleness a read may accept.
+    fn call_metadata(&self) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        if let Ok(id) = new_request_id().parse() {
+            metadata.insert("x-ms-client-request-id", id);
+        }
+        if let Some(max) = self.max_staleness
+            && let Ok(ms) = max.as_millis().max(1).to_string().parse()
+        {
+            metadata.insert("x-coffer-max-staleness-ms", ms);
+        }
+        metadata
     }
 
     /// Creates a vault.
@@ -312,7 +333,8 @@ impl CofferClient {
         .await
     }
 
-    /// Deletes a vault.
+    /// Deletes a vault: it moves to the deleted state and stays recoverable
+    /// ([`CofferClient::recover_deleted_vault`]) until its scheduled purge date.
     pub async fn delete_vault(&self, name: &str) -> Result<(), ClientError> {
         let request = DeleteVaultRequest {
             name: name.to_owned(),

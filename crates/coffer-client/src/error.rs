@@ -68,6 +68,15 @@ pub enum ClientError {
         /// only the client id.
         description: String,
     },
+    /// The local side of a streamed call failed: reading the backup being restored, or
+    /// writing the backup being received.
+    #[error("(FileError) {context}: {source}")]
+    Io {
+        /// What was being done, e.g. `writing the backup`.
+        context: &'static str,
+        /// Why it failed.
+        source: std::io::Error,
+    },
     /// The server rejected the call.
     #[error("({code}) {message}")]
     Service {
@@ -88,9 +97,14 @@ impl ClientError {
             Self::ReadCaCert { .. } | Self::InvalidConfiguration { .. } => "InvalidConfiguration",
             Self::Connect { .. } => "ConnectionFailed",
             Self::InvalidResponse { .. } => "InvalidResponse",
+            Self::Io { .. } => "FileError",
             Self::OAuth { error, .. } => error,
             Self::Service { code, .. } => code,
         }
+    }
+
+    pub(crate) fn io(context: &'static str, source: std::io::Error) -> Self {
+        Self::Io { context, source }
     }
 
     /// Builds a [`ClientError::Connect`] from a transport error, keeping its whole cause chain:

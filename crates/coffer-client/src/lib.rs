@@ -10,16 +10,22 @@
 //! server-side error carries the Azure Key Vault error code the server put in the status
 //! metadata, a token-endpoint refusal its OAuth error code.
 //!
-//! Access tokens and client credentials live in zeroize-on-drop [`Token`]s and no type in this
-//! crate prints one in `Debug` or `Display` output. This crate depends only on `coffer-proto`
-//! among Coffer's crates (never on server internals), so the client can be built and shipped
-//! on its own.
+//! A vault backup is streamed both ways, never held in memory whole; a streaming call is
+//! never resent half-way through (see [`CofferClient::backup_vault_to`] and
+//! [`CofferClient::restore_vault_from`]).
+//!
+//! Access tokens, client credentials and passphrases live in zeroize-on-drop [`Token`]s and no
+//! type in this crate prints one in `Debug` or `Display` output. This crate depends only on
+//! `coffer-proto` among Coffer's crates (never on server internals), so the client can be
+//! built and shipped on its own.
 #![forbid(unsafe_code)]
 
 mod auth;
 mod client;
 mod error;
+mod geography;
 mod identity;
+mod lifecycle;
 mod login;
 mod oauth;
 mod options;
@@ -29,6 +35,7 @@ mod tls;
 pub use client::CofferClient;
 pub use coffer_proto::v1 as proto;
 pub use error::ClientError;
+pub use geography::ExportedGeographyKey;
 pub use identity::AddedCredential;
 pub use login::{ENV_CONFIG_DIR, SavedLogin};
 pub use oauth::{
