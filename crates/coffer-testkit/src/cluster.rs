@@ -242,6 +242,11 @@ impl TestCluster {
         self.mesh.reset_links_of(id);
     }
 
+    /// The process id of node `id`, while it runs (for memory measurements).
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.children.get(&id).map(|child| child.id())
+    }
+
     pub fn is_running(&self, id: u64) -> bool {
         self.children.contains_key(&id)
     }
@@ -262,6 +267,22 @@ impl TestCluster {
             std::fs::read(self.dir.path().join("tls").join("ca.pem")).unwrap_or_default(),
             Token::new(self.token.clone()),
         )
+    }
+
+    /// A `coffer` CLI command connected to the cluster as `dev.env` describes it (every
+    /// node's address, the CA and the bootstrap token), as an operator would run it.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bin);
+        let env = std::fs::read_to_string(self.dir.path().join("dev.env")).unwrap_or_default();
+        for line in env.lines() {
+            if let Some((key, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('='))
+                && key != "PATH"
+            {
+                command.env(key, value);
+            }
+        }
+        command.args(args).stdin(Stdio::null());
+        command
     }
 
     /// A client that knows only the nodes `ids` (fails over among them).
