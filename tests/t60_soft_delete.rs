@@ -632,3 +632,57 @@ async fn purge_needs_the_purge_permission() {
         .unwrap();
     assert!(deleted_names(&node, "kv1").await.is_empty());
 }
+
+#[tokio::test]
+async fn backups_hold_at_most_500_versions_and_restore_refuses_a_deleted_name() {
+    let node = node().await;
+    node.service.ensure_geography_key().await.unwrap();
+    vault(&node, "kv1", 90, false).await;
+    vault(&node, "kv2", 90, false).await;
+    for i in 0..501 {
+        set(&node, "kv1", "busy", &format!("v{i}")).await;
+    }
+    let e = node
+        .service
+        .backup_secret(&admin(), "kv1", "busy")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadParameter);
+    assert!(e.message.contains("more than 500 versions"), "{e}");
+
+    let first = set(&node, "kv1", "calm", "one").await;
+    set(&node, "kv1", "calm", "two").await;
+    let blob = node
+        .service
+        .backup_secret(&admin(), "kv1", "calm")
+        .await
+        .unwrap();
+    // Restoring where the name is deleted is refused, as in Azure; once purged it works.
+    set(&node, "kv2", "calm", "other").await;
+    node.service
+        .delete_secret(&admin(), "kv2", "calm")
+        .await
+        .unwrap();
+    let e = node
+        .service
+        .restore_secret(&admin(), "kv2", &blob)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Conflict);
+    assert_eq!(e.inner, Some(InnerCode::ObjectIsDeletedButRecoverable));
+    node.service
+        .purge_deleted_secret(&admin(), "kv2", "calm")
+        .await
+        .unwrap();
+    node.service
+        .restore_secret(&admin(), "kv2", &blob)
+        .await
+        .unwrap();
+    assert_eq!(get(&node, "kv2", "calm").await.unwrap(), "two");
+    let old = node
+        .service
+        .get_secret(&admin(), "kv2", "calm", Some(&first))
+        .await
+        .unwrap();
+    assert_eq!(old.value.unwrap().expose(), "one");
+}

@@ -32,6 +32,9 @@ pub enum ServeError {
     Accept(std::io::Error),
 }
 
+/// Largest secret-service message accepted or sent (see `serve`).
+const MAX_SECRET_MESSAGE_BYTES: usize = 24 * 1024 * 1024;
+
 /// Serves `gateway` on `listener` until `shutdown` completes. `dns_suffix` (with `:port` if
 /// not 443) is what vault URIs are built from.
 pub async fn serve(
@@ -43,7 +46,13 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let api = GrpcApi::new(gateway.clone(), UriBase { suffix: dns_suffix });
     let grpc = tonic::service::Routes::new(VaultServiceServer::new(api.clone()))
-        .add_service(SecretServiceServer::new(api.clone()))
+        // A secret backup holds up to 500 versions of up to 25 KB each: a restore request
+        // carries up to ~13 MB, over tonic's 4 MiB default.
+        .add_service(
+            SecretServiceServer::new(api.clone())
+                .max_decoding_message_size(MAX_SECRET_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_SECRET_MESSAGE_BYTES),
+        )
         .add_service(IdentityServiceServer::new(api.clone()))
         .add_service(AuthorizationServiceServer::new(api.clone()))
         .add_service(
