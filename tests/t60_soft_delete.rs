@@ -686,3 +686,159 @@ async fn backups_hold_at_most_500_versions_and_restore_refuses_a_deleted_name() 
         .unwrap();
     assert_eq!(old.value.unwrap().expose(), "one");
 }
+
+/// A service principal of tenant t1 (created with the tenant if needed) and a context for it.
+async fn principal(node: &Node, name: &str) -> (String, impl Fn() -> RequestContext) {
+    let _ = node.service.create_tenant(&admin(), "t1", "T1").await;
+    let app = node
+        .service
+        .create_principal(
+            &admin(),
+            CreatePrincipal {
+                tenant: "t1".into(),
+                kind: PrincipalKind::ServicePrincipal,
+                display_name: name.into(),
+                app_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let caller = Caller {
+        id: app.object_id.clone(),
+        kind: CallerKind::Principal(PrincipalKind::ServicePrincipal),
+        tenant: Some("t1".into()),
+        app_id: app.app_id.clone(),
+        issuer: None,
+        groups: Vec::new(),
+    };
+    (app.object_id, move || {
+        RequestContext::new(caller.clone(), None, Consistency::Linearizable).unwrap()
+    })
+}
+
+async fn assign(node: &Node, principal: &str, role: &str, scope: &str) {
+    node.service
+        .create_role_assignment(
+            &admin(),
+            coffer_service::CreateRoleAssignment {
+                principal: principal.into(),
+                role: role.into(),
+                scope: scope.into(),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn geography_keys_are_not_for_cluster_operators_and_grants_go_with_a_purged_secret() {
+    let node = node().await;
+    node.service.ensure_geography_key().await.unwrap();
+    let passphrase = SecretString::new("a passphrase of some length".into());
+
+    // Operating the cluster does not include handing out the key that opens every backup.
+    let (operator, operator_ctx) = principal(&node, "operator").await;
+    assign(&node, &operator, "Coffer Cluster Operator", "/").await;
+    let e = node
+        .service
+        .export_geography_key(&operator_ctx(), &passphrase)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+    let (owner, owner_ctx) = principal(&node, "owner").await;
+    assign(&node, &owner, "Owner", "/").await;
+    let (record, wrapped) = node
+        .service
+        .export_geography_key(&owner_ctx(), &passphrase)
+        .await
+        .unwrap();
+    assert!(wrapped.contains(&record.id), "the export names its key");
+    let e = node
+        .service
+        .import_geography_key(&operator_ctx(), &wrapped, &passphrase, true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+
+    // A grant on one secret ends when the secret is purged: a new secret of that name does
+    // not inherit it.
+    vault(&node, "kv1", 7, false).await;
+    let (reader, reader_ctx) = principal(&node, "reader").await;
+    assign(
+        &node,
+        &reader,
+        "Key Vault Secrets User",
+        "/vaults/kv1/secrets/shared",
+    )
+    .await;
+    set(&node, "kv1", "shared", "old").await;
+    let read = node
+        .service
+        .get_secret(&reader_ctx(), "kv1", "shared", None)
+        .await
+        .unwrap();
+    assert_eq!(read.value.unwrap().expose(), "old");
+    node.service
+        .delete_secret(&admin(), "kv1", "shared")
+        .await
+        .unwrap();
+    node.service
+        .purge_deleted_secret(&admin(), "kv1", "shared")
+        .await
+        .unwrap();
+    set(&node, "kv1", "shared", "new").await;
+    let e = node
+        .service
+        .get_secret(&reader_ctx(), "kv1", "shared", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+}
+
+#[tokio::test]
+async fn a_vault_restore_without_the_restore_permission_creates_nothing() {
+    let node = node().await;
+    node.service.ensure_geography_key().await.unwrap();
+    vault(&node, "source", 7, false).await;
+    set(&node, "source", "a", "alpha").await;
+    let mut stream = node.service.backup_vault(&admin(), "source").await.unwrap();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = stream.recv().await {
+        chunks.push(chunk.unwrap());
+    }
+    let feed = |chunks: &Vec<Vec<u8>>| {
+        let (tx, rx) = tokio::sync::mpsc::channel(chunks.len().max(1));
+        for chunk in chunks {
+            tx.try_send(Ok(chunk.clone())).unwrap();
+        }
+        rx
+    };
+
+    // Key Vault Contributor manages vaults but holds no data actions.
+    let (contributor, contributor_ctx) = principal(&node, "contributor").await;
+    assign(&node, &contributor, "Key Vault Contributor", "/").await;
+    let e = node
+        .service
+        .restore_vault(&contributor_ctx(), "copy", None, feed(&chunks))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+    assert!(e.message.contains("secrets/restore"), "{e}");
+    assert_eq!(
+        node.service
+            .get_vault(&admin(), "copy")
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::VaultNotFound
+    );
+
+    let restored = node
+        .service
+        .restore_vault(&admin(), "copy", Some("westus".into()), feed(&chunks))
+        .await
+        .unwrap();
+    assert_eq!(restored.location, "westus");
+    assert_eq!(restored.retention_days, 7);
+    assert_eq!(get(&node, "copy", "a").await.unwrap(), "alpha");
+}

@@ -234,8 +234,12 @@ async fn backups_move_between_clusters_of_one_geography_only() {
     );
     // C, in another geography, refuses the us key.
     assert_refused(
-        at_c.import_geography_key(&Token::new(wrapped.clone()), &Token::new(passphrase.into()))
-            .await,
+        at_c.import_geography_key(
+            &Token::new(wrapped.clone()),
+            &Token::new(passphrase.into()),
+            true,
+        )
+        .await,
         "BadParameter",
         "geography",
     );

@@ -37,11 +37,15 @@ pub enum GeographyKeyCommand {
         #[arg(long, value_name = "PATH")]
         passphrase_file: Option<PathBuf>,
     },
-    /// Import a key exported from a cluster of the same geography; it becomes the active key.
+    /// Import a key exported from a cluster of the same geography, so its backups open here.
     Import {
         /// File holding the wrapped key (made by `geography-key export`).
         #[arg(long = "in", value_name = "PATH")]
         input: PathBuf,
+        /// Also seal this cluster's new backups with the imported key, so they open in the
+        /// cluster it came from.
+        #[arg(long)]
+        activate: bool,
         /// File holding the passphrase the key was exported with, readable by its owner only
         /// [default: $COFFER_GEOGRAPHY_KEY_PASSPHRASE].
         #[arg(long, value_name = "PATH")]
@@ -83,6 +87,7 @@ pub async fn run(global: &GlobalArgs, command: GeographyKeyCommand) -> Result<()
         }
         GeographyKeyCommand::Import {
             input,
+            activate,
             passphrase_file,
         } => {
             let wrapped = read_wrapped(&input)?;
@@ -90,7 +95,7 @@ pub async fn run(global: &GlobalArgs, command: GeographyKeyCommand) -> Result<()
             let key = global
                 .connect()
                 .await?
-                .import_geography_key(&wrapped, &passphrase)
+                .import_geography_key(&wrapped, &passphrase, activate)
                 .await?;
             output::print(global, &key_json(&key), || {
                 keys_table(std::slice::from_ref(&key), None)

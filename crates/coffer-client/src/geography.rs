@@ -70,16 +70,19 @@ impl CofferClient {
         })
     }
 
-    /// Adds a key exported from a cluster of the same geography and makes it the active one.
+    /// Adds a key exported from a cluster of the same geography; with `activate`, this
+    /// cluster's new backups are sealed with it too.
     pub async fn import_geography_key(
         &self,
         wrapped: &Token,
         passphrase: &Token,
+        activate: bool,
     ) -> Result<GeographyKey, ClientError> {
         self.call(|mut n, m| {
             let r = ImportGeographyKeyRequest {
                 wrapped: wrapped.expose().to_owned(),
                 passphrase: passphrase.expose().to_owned(),
+                activate,
             };
             async move { n.operator.import_geography_key(with_meta(r, m)).await }
         })

@@ -452,10 +452,10 @@ impl GrpcApi {
             |_| cluster_target(),
             |r, ctx| async move {
                 let passphrase = coffer_crypto::SecretString::new(r.passphrase);
-                let record = svc
-                    .import_geography_key(&ctx, &r.wrapped, &passphrase)
+                let (record, active) = svc
+                    .import_geography_key(&ctx, &r.wrapped, &passphrase, r.activate)
                     .await?;
-                Ok(geography_key_to_pb(&record, true))
+                Ok(geography_key_to_pb(&record, active))
             },
         )
         .await

@@ -105,6 +105,7 @@ impl fmt::Debug for v1::ImportGeographyKeyRequest {
         f.debug_struct("ImportGeographyKeyRequest")
             .field("wrapped", &Redacted(self.wrapped.len()))
             .field("passphrase", &Redacted(self.passphrase.len()))
+            .field("activate", &self.activate)
             .finish()
     }
 }
@@ -175,6 +176,7 @@ mod tests {
         let import = v1::ImportGeographyKeyRequest {
             wrapped: VALUE.to_owned(),
             passphrase: VALUE.to_owned(),
+            activate: true,
         };
         for text in [
             format!("{export:?}"),

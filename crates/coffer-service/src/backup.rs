@@ -14,8 +14,11 @@
 //! state until the backup is known to be complete and intact), then replays the file in
 //! batches. Neither side holds the whole vault in memory.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use coffer_crypto::backup::{BackupHeader, FrameOpener, GeographyKey, encode_header, parse_header};
 use coffer_crypto::{SealContext, SecretString};
@@ -241,7 +244,7 @@ impl Service {
         &self,
         ctx: &RequestContext,
     ) -> Result<Vec<(GeographyKeyRecord, bool)>, Error> {
-        self.authorize(ctx, &Scope::cluster(), mgmt::CLUSTER_READ)?;
+        self.authorize(ctx, &Scope::cluster(), mgmt::GEOGRAPHY_KEY_READ)?;
         self.read_point(ctx.consistency).await?;
         let active = self
             .store
@@ -265,7 +268,7 @@ impl Service {
         ctx: &RequestContext,
         passphrase: &SecretString,
     ) -> Result<(GeographyKeyRecord, String), Error> {
-        self.authorize(ctx, &Scope::cluster(), mgmt::CLUSTER_WRITE)?;
+        self.authorize(ctx, &Scope::cluster(), mgmt::GEOGRAPHY_KEY_EXPORT)?;
         self.store.read_barrier().await?;
         let record = self
             .store
@@ -278,15 +281,17 @@ impl Service {
         Ok((record, wrapped))
     }
 
-    /// Adds a wrapped key of this cluster's geography and makes it the active one, so this
-    /// cluster's backups open in the cluster it came from and the reverse.
+    /// Adds a wrapped key of this cluster's geography, so backups sealed with it open here.
+    /// With `activate`, it also becomes the key this cluster's new backups are sealed with, so
+    /// they open in the cluster it came from.
     pub async fn import_geography_key(
         &self,
         ctx: &RequestContext,
         wrapped: &str,
         passphrase: &SecretString,
-    ) -> Result<GeographyKeyRecord, Error> {
-        self.authorize(ctx, &Scope::cluster(), mgmt::CLUSTER_WRITE)?;
+        activate: bool,
+    ) -> Result<(GeographyKeyRecord, bool), Error> {
+        self.authorize(ctx, &Scope::cluster(), mgmt::GEOGRAPHY_KEY_IMPORT)?;
         let key = GeographyKey::import(wrapped, passphrase).map_err(|_| {
             Error::bad_parameter(
                 "The wrapped geography key could not be opened: the passphrase is wrong or the \
@@ -303,7 +308,7 @@ impl Service {
         }
         let command = Command::AddGeographyKey {
             record: self.geography_key_record(&key, true)?,
-            activate: true,
+            activate,
             if_none: false,
         };
         match self
@@ -311,7 +316,13 @@ impl Service {
             .write(ctx.request_id().to_owned(), command)
             .await?
         {
-            Applied::GeographyKey(record) => Ok(record),
+            Applied::GeographyKey(record) => {
+                let active = self
+                    .store
+                    .active_geography_key(self.geography())?
+                    .is_some_and(|a| a.id == record.id);
+                Ok((record, activate || active))
+            }
             Applied::Failed(e) => Err(e),
             other => Err(Error::internal(format!(
                 "unexpected store answer {other:?}"
@@ -332,35 +343,16 @@ impl Service {
         let name = ObjectName::parse(name)?;
         let vault = self.vault_for(&vault_name, ctx.consistency).await?;
         self.authorize_data(ctx, &vault, DataOperation::SecretBackup, Some(&name.key()))?;
-        let vault_key = vault_name.key();
-        let latest = self
-            .store
-            .secret(&vault_key, &name.key(), None)?
-            .ok_or_else(|| Error::secret_not_found(name.as_str()))?;
-        let mut versions = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .secret_versions(&vault_key, &name.key(), after.as_deref(), 25)?;
-            versions.extend(page.items);
-            if versions.len() > MAX_BACKUP_VERSIONS {
-                return Err(Error::bad_parameter(format!(
-                    "The secret {} has more than {MAX_BACKUP_VERSIONS} versions, more than a \
-                     backup holds.",
-                    coffer_types::error::quote_user_text(name.as_str())
-                )));
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        let object = ExportedObject {
-            kind: ObjectKind::Secret,
-            latest_version: latest.version.clone(),
-            deleted: None,
-            versions,
+        // One snapshot: a concurrent write or delete cannot tear the copy.
+        let object = match self.store.export_object(
+            &vault_name.key(),
+            ObjectKind::Secret,
+            &name.key(),
+            MAX_BACKUP_VERSIONS,
+        )? {
+            None => return Err(Error::secret_not_found(name.as_str())),
+            Some(Err(_)) => return Err(too_many_versions(name.as_str())),
+            Some(Ok(object)) => object,
         };
         let payload = self.object_payload(&vault, object)?;
         let key = self.active_geography_key()?;
@@ -402,11 +394,9 @@ impl Service {
                     tracing::error!(vault = %vault.name, secret = %record.name, version = %record.version, error = %e, "stored secret does not unseal");
                     Error::internal("A stored secret could not be decrypted.")
                 })?;
-            let value = String::from_utf8(plain.expose().to_vec())
-                .map_err(|_| Error::internal("A stored secret is not UTF-8."))?;
             versions.push(VersionPayload {
                 version: record.version,
-                value,
+                value: B64.encode(plain.expose()),
                 content_type: record.content_type,
                 enabled: record.enabled,
                 not_before: record.not_before,
@@ -453,18 +443,17 @@ impl Service {
         let (Some(object), true) = (objects.pop(), objects.is_empty()) else {
             return Err(damaged());
         };
-        if object.kind != ObjectKind::Secret
-            || object.deleted.is_some()
-            || object.versions.len() > MAX_BACKUP_VERSIONS
-        {
+        if object.deleted.is_some() {
             return Err(damaged());
         }
-        let restored = self.restored_object(&vault, object)?;
-        let name_key = restored
+        check_object(&object)?;
+        let restored = self.restored_object(&vault, &object)?;
+        let latest = restored
             .versions
-            .first()
-            .map(|v| v.name.to_ascii_lowercase())
-            .unwrap_or_default();
+            .iter()
+            .find(|v| v.version == restored.latest_version)
+            .cloned()
+            .ok_or_else(damaged)?;
         let command = LifecycleCommand::RestoreObjects {
             vault: vault_name.key(),
             vault_id: vault.id.clone(),
@@ -475,17 +464,12 @@ impl Service {
             .write(ctx.request_id().to_owned(), Command::Lifecycle(command))
             .await?
         {
-            Applied::Restored { latest_version, .. } => {
-                let record = self
-                    .store
-                    .secret(&vault_name.key(), &name_key, Some(&latest_version))?
-                    .ok_or_else(|| Error::internal("The restored secret is missing."))?;
-                Ok(SecretBundle {
-                    vault,
-                    record,
-                    value: None,
-                })
-            }
+            // The record is what was just committed; this node may not have applied it yet.
+            Applied::Restored { .. } => Ok(SecretBundle {
+                vault,
+                record: latest,
+                value: None,
+            }),
             Applied::Failed(e) => Err(e),
             other => Err(Error::internal(format!(
                 "unexpected store answer {other:?}"
@@ -493,50 +477,25 @@ impl Service {
         }
     }
 
-    /// Validates an object from a backup and seals its values for `vault`.
+    /// Seals a checked object's values for `vault`.
     fn restored_object(
         &self,
         vault: &VaultRecord,
-        object: ObjectPayload,
+        object: &ObjectPayload,
     ) -> Result<RestoredObject, Error> {
-        if object.kind != ObjectKind::Secret {
-            return Err(Error::bad_parameter(
-                "The backup holds objects of a kind this cluster cannot restore.",
-            ));
-        }
-        let name = ObjectName::parse(&object.name).map_err(|_| damaged())?;
-        if object.versions.is_empty()
-            || !object
-                .versions
-                .iter()
-                .any(|v| v.version == object.latest_version)
-        {
-            return Err(damaged());
-        }
         let data_key = self.keys.data_key(vault)?;
         let vault_key = vault.name.to_ascii_lowercase();
+        let name = ObjectName::parse(&object.name).map_err(|_| damaged())?;
         let name_key = name.key();
         let mut versions = Vec::with_capacity(object.versions.len());
         for v in &object.versions {
-            let version = Version::parse(&v.version).map_err(|_| damaged())?;
-            if v.value.len() > MAX_SECRET_VALUE_BYTES {
-                return Err(damaged());
-            }
-            let tags = Tags::new(
-                v.tags
-                    .iter()
-                    .map(|(k, val)| (k.to_owned(), val.to_owned()))
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(|_| damaged())?;
-            let context = secret_context(&vault_key, &name_key, version.as_str());
-            let sealed_value = data_key
-                .seal(&context, v.value.as_bytes())
-                .map_err(crypto_internal)?;
+            let value = decode_value(&v.value)?;
+            let context = secret_context(&vault_key, &name_key, &v.version);
+            let sealed_value = data_key.seal(&context, &value).map_err(crypto_internal)?;
             versions.push(SecretRecord {
                 format: RECORD_FORMAT,
                 name: name.as_str().to_owned(),
-                version: version.to_string(),
+                version: v.version.clone(),
                 sealed_value,
                 content_type: v.content_type.clone(),
                 enabled: v.enabled,
@@ -544,7 +503,7 @@ impl Service {
                 expires: v.expires,
                 created: v.created,
                 updated: v.updated,
-                tags,
+                tags: v.tags.clone(),
             });
         }
         let deleted = object.deleted.as_ref().map(|d| DeletedObjectRecord {
@@ -567,7 +526,7 @@ impl Service {
     // A whole vault.
 
     /// Streams a consistent copy of the vault `name`: its properties and every object, active
-    /// and deleted, with all versions.
+    /// and deleted, with all versions (at most 500 per object, as for one object's backup).
     pub async fn backup_vault(
         &self,
         ctx: &RequestContext,
@@ -638,18 +597,25 @@ impl Service {
                         let Some(vault) = vault.as_ref() else {
                             return Err(Error::internal("vault export began without its vault"));
                         };
+                        if object.versions.len() > MAX_BACKUP_VERSIONS {
+                            let name = object.versions.first().map(|v| v.name.as_str());
+                            return Err(too_many_versions(name.unwrap_or("")));
+                        }
                         objects += 1;
                         versions += object.versions.len() as u64;
-                        batch_bytes += object
+                        let size: usize = object
                             .versions
                             .iter()
-                            .map(|v| v.sealed_value.len() + 256)
-                            .sum::<usize>();
-                        batch.push(self.object_payload(vault, object)?);
-                        if batch_bytes >= FRAME_TARGET_BYTES {
+                            .map(|v| v.sealed_value.len() * 4 / 3 + 512)
+                            .sum();
+                        // One object per frame at most this large: 500 versions of 25 KB,
+                        // base64, stay well under a frame's limit.
+                        if batch_bytes + size > FRAME_TARGET_BYTES {
                             flush(&mut sealer, &mut batch)?;
                             batch_bytes = 0;
                         }
+                        batch_bytes += size;
+                        batch.push(self.object_payload(vault, object)?);
                     }
                 }
                 Ok(())
@@ -660,8 +626,9 @@ impl Service {
     }
 
     /// Restores a vault backup as the new vault `name` (in `location`, or the backed-up
-    /// vault's). The backup is received whole and checked before anything is written; a
-    /// backup of another geography, or altered, truncated or reordered, is refused.
+    /// vault's). The backup is received whole and checked — every frame opened, every object
+    /// validated, the counts compared — before anything is written; a backup of another
+    /// geography, or altered, truncated or reordered, is refused.
     pub async fn restore_vault(
         &self,
         ctx: &RequestContext,
@@ -672,14 +639,16 @@ impl Service {
         let target = VaultName::parse(name)?;
         self.authorize(ctx, &Scope::vault(&target.key())?, mgmt::VAULT_WRITE)?;
         let spool = Spool::create()?;
-        let mut file = spool.writer()?;
+        let mut file = spool.writer().await?;
         let mut pending: Vec<u8> = Vec::new();
         let mut checker: Option<FrameOpener> = None;
         let mut vault_payload: Option<VaultPayload> = None;
+        let mut counted = (0u64, 0u64);
+        let mut names = std::collections::HashSet::new();
         let mut ended = false;
         while let Some(chunk) = chunks.recv().await {
             let chunk = chunk?;
-            file.write_all(&chunk).map_err(spool_error)?;
+            file.write_all(&chunk).await.map_err(spool_error)?;
             pending.extend_from_slice(&chunk);
             if checker.is_none() {
                 match parse_header(&pending).map_err(|_| damaged())? {
@@ -699,8 +668,19 @@ impl Service {
                 pending.drain(..len);
                 match decode_frame(plain.expose())? {
                     Frame::Vault(v) if vault_payload.is_none() => vault_payload = Some(v),
-                    Frame::Objects(_) if vault_payload.is_some() && !ended => {}
-                    Frame::End { .. } if last => ended = true,
+                    Frame::Objects(objects) if vault_payload.is_some() && !ended => {
+                        for object in &objects {
+                            check_object(object)?;
+                            if !names.insert(object.name.to_ascii_lowercase()) {
+                                return Err(damaged());
+                            }
+                            counted.0 += 1;
+                            counted.1 += object.versions.len() as u64;
+                        }
+                    }
+                    Frame::End { objects, versions } if last && (objects, versions) == counted => {
+                        ended = true
+                    }
                     _ => return Err(damaged()),
                 }
             }
@@ -711,18 +691,35 @@ impl Service {
         let Some(payload) = vault_payload else {
             return Err(damaged());
         };
-        file.into_inner()
-            .map_err(|e| spool_error(e.into_error()))?
-            .sync_all()
-            .map_err(spool_error)?;
+        file.flush().await.map_err(spool_error)?;
+        file.into_inner().sync_all().await.map_err(spool_error)?;
 
-        // Checked whole: now the vault is created and filled.
+        // The restored vault uses RBAC in the caller's tenant: the restore is refused now,
+        // before the vault exists, if the caller could not restore into it.
+        let location = location.unwrap_or(payload.location.clone());
+        let prospective = VaultRecord {
+            format: RECORD_FORMAT,
+            id: String::new(),
+            name: target.as_str().to_owned(),
+            location: location.clone(),
+            sku: payload.sku,
+            retention_days: payload.retention_days,
+            purge_protection: payload.purge_protection,
+            tags: payload.tags.clone(),
+            created: 0,
+            updated: 0,
+            wrapped_key: Vec::new(),
+            enable_rbac_authorization: true,
+            access_policies: Vec::new(),
+            tenant_id: ctx.caller().tenant.clone(),
+        };
+        self.authorize_data(ctx, &prospective, DataOperation::SecretRestore, None)?;
         let created = self
             .create_vault(
                 &ctx.step("vault"),
                 crate::CreateVault {
                     name: target.as_str().to_owned(),
-                    location: location.unwrap_or(payload.location.clone()),
+                    location,
                     sku: Some(payload.sku),
                     retention_days: payload.retention_days,
                     purge_protection: payload.purge_protection,
@@ -735,7 +732,6 @@ impl Service {
                 },
             )
             .await?;
-        self.authorize_data(ctx, &created, DataOperation::SecretRestore, None)?;
         if let Err(e) = self.replay_vault_backup(ctx, &created, &spool).await {
             tracing::error!(vault = %created.name, error = %e.message, "vault restore stopped part-way");
             return Err(Error::new(
@@ -758,7 +754,7 @@ impl Service {
         vault: &VaultRecord,
         spool: &Spool,
     ) -> Result<(), Error> {
-        let mut reader = spool.reader()?;
+        let mut reader = spool.reader().await?;
         let mut pending: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut opener: Option<FrameOpener> = None;
@@ -767,7 +763,7 @@ impl Service {
         let mut step = 0usize;
         let vault_key = vault.name.to_ascii_lowercase();
         loop {
-            let n = reader.read(&mut buf).map_err(spool_error)?;
+            let n = reader.read(&mut buf).await.map_err(spool_error)?;
             if n == 0 {
                 break;
             }
@@ -790,7 +786,7 @@ impl Service {
                     continue;
                 };
                 for object in objects {
-                    let restored = self.restored_object(vault, object)?;
+                    let restored = self.restored_object(vault, &object)?;
                     batch_bytes += restored
                         .versions
                         .iter()
@@ -843,6 +839,68 @@ impl Service {
     }
 }
 
+fn too_many_versions(name: &str) -> Error {
+    Error::bad_parameter(format!(
+        "The secret {} has more than {MAX_BACKUP_VERSIONS} versions, more than a backup holds.",
+        coffer_types::error::quote_user_text(name)
+    ))
+}
+
+/// A backed-up value: base64 (so a value of control characters cannot blow up the frame the
+/// way JSON escapes would), at most the largest secret, UTF-8 as every stored secret is.
+fn decode_value(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let bytes = Zeroizing::new(B64.decode(text).map_err(|_| damaged())?);
+    if bytes.len() > MAX_SECRET_VALUE_BYTES || std::str::from_utf8(&bytes).is_err() {
+        return Err(damaged());
+    }
+    Ok(bytes)
+}
+
+/// Everything a restore needs to hold of an object from a backup, checked before anything is
+/// written: a kind this cluster stores, a valid name, 1 to 500 versions with valid, distinct
+/// ids, the latest among them, values and tags within limits.
+fn check_object(object: &ObjectPayload) -> Result<(), Error> {
+    if object.kind != ObjectKind::Secret {
+        return Err(Error::bad_parameter(
+            "The backup holds objects of a kind this cluster cannot restore.",
+        ));
+    }
+    ObjectName::parse(&object.name).map_err(|_| damaged())?;
+    if object.versions.len() > MAX_BACKUP_VERSIONS {
+        return Err(too_many_versions(&object.name));
+    }
+    if object.versions.is_empty()
+        || !object
+            .versions
+            .iter()
+            .any(|v| v.version == object.latest_version)
+    {
+        return Err(damaged());
+    }
+    let mut ids = std::collections::HashSet::new();
+    for v in &object.versions {
+        Version::parse(&v.version).map_err(|_| damaged())?;
+        if !ids.insert(v.version.as_str()) {
+            return Err(damaged());
+        }
+        decode_value(&v.value)?;
+        Tags::new(
+            v.tags
+                .iter()
+                .map(|(k, val)| (k.to_owned(), val.to_owned()))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|_| damaged())?;
+        if v.content_type
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > coffer_types::limits::MAX_CONTENT_TYPE_CHARS)
+        {
+            return Err(damaged());
+        }
+    }
+    Ok(())
+}
+
 fn spool_error(e: std::io::Error) -> Error {
     tracing::error!(error = %e, "vault restore spool file failed");
     Error::internal("Receiving the backup failed on the server.")
@@ -860,19 +918,19 @@ impl Spool {
         Ok(Self { path })
     }
 
-    fn writer(&self) -> Result<std::io::BufWriter<std::fs::File>, Error> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
+    async fn writer(&self) -> Result<tokio::io::BufWriter<tokio::fs::File>, Error> {
+        let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&self.path)
+            .await
             .map_err(spool_error)?;
-        Ok(std::io::BufWriter::new(file))
+        Ok(tokio::io::BufWriter::new(file))
     }
 
-    fn reader(&self) -> Result<std::fs::File, Error> {
-        std::fs::File::open(&self.path).map_err(spool_error)
+    async fn reader(&self) -> Result<tokio::fs::File, Error> {
+        tokio::fs::File::open(&self.path).await.map_err(spool_error)
     }
 }
 

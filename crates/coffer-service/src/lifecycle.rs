@@ -6,6 +6,7 @@
 
 use coffer_store::{Applied, Command, DuePurge, LifecycleCommand};
 use coffer_types::authz::{DataOperation, Scope, mgmt};
+use coffer_types::error::quote_user_text;
 use coffer_types::{
     DeletedObjectRecord, DeletedVaultRecord, Error, ErrorCode, ObjectKind, ObjectName,
     SecretRecord, VaultName, VaultRecord,
@@ -346,12 +347,21 @@ impl Service {
                 },
             };
             let request_id = format!("purge-{}", crate::new_uuid()?);
+            let what = match &item {
+                DuePurge::Object { vault, kind, name } => format!(
+                    "{} {} in vault {}",
+                    kind.as_str(),
+                    quote_user_text(name),
+                    quote_user_text(vault)
+                ),
+                DuePurge::Vault { vault } => format!("vault {}", quote_user_text(vault)),
+            };
             match self.propose(request_id, command).await {
                 Ok(_) => {
                     purged += 1;
-                    tracing::info!(item = ?item, "purged after its retention period");
+                    tracing::info!(purged = %what, "purged after its retention period");
                 }
-                Err(e) => tracing::warn!(item = ?item, error = %e.message, "purge refused"),
+                Err(e) => tracing::warn!(item = %what, error = %e.message, "purge refused"),
             }
         }
         Ok(purged)

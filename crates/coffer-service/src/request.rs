@@ -77,10 +77,11 @@ impl RequestContext {
 
     /// A context for one step of a request that proposes several writes: the same caller and
     /// consistency, and a request id derived from this one, so a retry of the whole request
-    /// repeats each step under the same id.
+    /// repeats each step under the same id. The separator is one client ids cannot contain,
+    /// so no client id names another request's step.
     pub fn step(&self, step: &str) -> Self {
         Self {
-            request_id: format!("{}-{step}", self.request_id),
+            request_id: format!("{}:{step}", self.request_id),
             consistency: self.consistency,
             caller: self.caller.clone(),
         }

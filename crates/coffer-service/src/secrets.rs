@@ -162,7 +162,7 @@ impl Service {
                     // The first proposal is remembered under the first id with its refusal;
                     // the second is a different proposal, so it gets an id of its own (derived,
                     // so a retry of the whole request repeats both steps).
-                    request_id.push_str("-fresh");
+                    request_id.push_str(":fresh");
                 }
                 applied => break expect_secret(applied)?,
             }

@@ -24,6 +24,7 @@ pub(crate) fn apply_command(
             patch,
             updated,
         } => update_vault(db, batch, vault, patch, *updated),
+        Command::DeleteVault { vault } => delete_vault_at_once(db, batch, vault),
         Command::Lifecycle(command) => crate::lifecycle::apply(db, batch, command),
         Command::AddGeographyKey {
             record,
@@ -198,6 +199,14 @@ fn change_access_policy(
         db::encode(&record)?,
     );
     Ok(Ok(Applied::Vault(record)))
+}
+
+fn delete_vault_at_once(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
+    if load_vault(db, vault)?.is_none() {
+        return Ok(Err(Error::vault_not_found(vault)));
+    }
+    batch.delete_cf(db::cf(db, CF_VAULTS)?, vault.as_bytes());
+    crate::lifecycle::remove_vault_contents(db, batch, vault)
 }
 
 fn put_secret(

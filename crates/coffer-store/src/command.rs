@@ -49,6 +49,11 @@ pub enum Command {
         updated: i64,
     },
     Identity(IdentityCommand),
+    /// Removes a vault and every object in it at once. Written by earlier versions; kept so
+    /// their log entries still apply (deletions now go through [`LifecycleCommand`]).
+    DeleteVault {
+        vault: String,
+    },
     /// Deleting, recovering, purging and restoring objects and vaults.
     Lifecycle(LifecycleCommand),
     /// Adds a geography backup key. `activate` makes it the key new backups of its geography
@@ -145,7 +150,7 @@ impl Command {
     /// assignments or signing keys (the inputs of authentication and RBAC decisions).
     pub fn changes_identity(&self) -> bool {
         match self {
-            Command::Identity(_) | Command::Restore { .. } => true,
+            Command::Identity(_) | Command::Restore { .. } | Command::DeleteVault { .. } => true,
             Command::Lifecycle(command) => command.changes_identity(),
             _ => false,
         }
@@ -156,6 +161,7 @@ impl Command {
         match self {
             Command::CreateVault { .. } => "create_vault",
             Command::UpdateVault { .. } => "update_vault",
+            Command::DeleteVault { .. } => "delete_vault",
             Command::Lifecycle(command) => command.name(),
             Command::AddGeographyKey { .. } => "add_geography_key",
             Command::PutSecret { .. } => "put_secret",
@@ -179,6 +185,7 @@ impl std::fmt::Display for Command {
         match self {
             Command::CreateVault { record } => write!(f, "CreateVault({})", record.name),
             Command::UpdateVault { vault, .. } => write!(f, "UpdateVault({vault})"),
+            Command::DeleteVault { vault } => write!(f, "DeleteVault({vault})"),
             Command::Lifecycle(command) => write!(f, "Lifecycle({})", command.name()),
             Command::AddGeographyKey { record, .. } => {
                 write!(f, "AddGeographyKey({}, {})", record.geography, record.id)

@@ -109,7 +109,10 @@ impl LifecycleCommand {
 
     /// Whether applying it may remove role assignments.
     pub(crate) fn changes_identity(&self) -> bool {
-        matches!(self, LifecycleCommand::PurgeVault { .. })
+        matches!(
+            self,
+            LifecycleCommand::PurgeVault { .. } | LifecycleCommand::PurgeObject { .. }
+        )
     }
 }
 
@@ -360,11 +363,18 @@ fn purge_object(
         }
         Some(_) => {}
     }
+    // Checked before anything is written, so a refusal leaves the batch untouched.
+    let scope = match Scope::object(vault, kind, &key) {
+        Ok(scope) => scope,
+        Err(e) => return Ok(Err(e)),
+    };
     let object = object_key(vault, kind, &key);
     let prefix = db::prefix(&[vault, &key]);
     let end = db::prefix_end(&prefix);
     batch.delete_range_cf(db::cf(db, versions)?, &prefix, &end);
     forget_deleted(db, batch, &object, &deleted)?;
+    // Grants on the object go with it: a new object of the same name starts without them.
+    crate::identity::delete_assignments_within(db, batch, &scope)?;
     Ok(Ok(Applied::Deleted))
 }
 
@@ -446,6 +456,14 @@ fn purge_vault(db: &DB, batch: &mut WriteBatch, vault: &str, due_at: Option<i64>
         _ => {}
     }
     forget_deleted_vault(db, batch, vault, &deleted)?;
+    remove_vault_contents(db, batch, vault)
+}
+
+/// Removes every object of `vault` (active and deleted, with their purge-queue entries) and the
+/// role assignments within it. Also applies log entries of the `DeleteVault` command of
+/// earlier versions, which removed a vault at once.
+pub(crate) fn remove_vault_contents(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
+    let scope = Scope::vault(vault).map_err(|e| StoreError::Corrupt(e.message))?;
     // The vault's deleted objects leave the purge queue with it.
     let prefix = db::prefix(&[vault]);
     let deleted_cf = db::cf(db, CF_DELETED)?;
@@ -464,10 +482,7 @@ fn purge_vault(db: &DB, batch: &mut WriteBatch, vault: &str, due_at: Option<i64>
     for cf_name in [CF_HEADS, CF_SECRETS, CF_DELETED] {
         batch.delete_range_cf(db::cf(db, cf_name)?, &prefix, &end);
     }
-    match Scope::vault(vault) {
-        Ok(scope) => crate::identity::delete_assignments_within(db, batch, &scope)?,
-        Err(e) => return Ok(Err(e)),
-    }
+    crate::identity::delete_assignments_within(db, batch, &scope)?;
     Ok(Ok(Applied::Deleted))
 }
 
@@ -499,9 +514,10 @@ fn restore_objects(
             .iter()
             .find(|v| v.version == object.latest_version)
         else {
-            return Ok(Err(Error::bad_parameter(
-                "A restored object lacks its latest version.",
-            )));
+            // check_restorable refused such an object before anything was written.
+            return Err(StoreError::Corrupt(
+                "a checked restore lacks its latest version".into(),
+            ));
         };
         let key = latest.name.to_ascii_lowercase();
         for version in &object.versions {
@@ -562,6 +578,15 @@ fn check_restorable(
     {
         return Ok(Err(Error::bad_parameter(
             "The versions of a restored object must share one name.",
+        )));
+    }
+    if !object
+        .versions
+        .iter()
+        .any(|v| v.version == object.latest_version)
+    {
+        return Ok(Err(Error::bad_parameter(
+            "A restored object lacks its latest version.",
         )));
     }
     let key = first.name.to_ascii_lowercase();
@@ -748,4 +773,46 @@ pub(crate) fn export_vault<E: From<StoreError>>(
         flush(done, versions, &mut visit)?;
     }
     Ok(())
+}
+
+/// One active object with every version, read from one RocksDB snapshot (so a concurrent write
+/// or delete cannot tear it); `None` if it is not active. Stops with `Ok(Err(count))` once it
+/// has seen more than `max_versions` versions, without reading the rest.
+pub(crate) fn export_object(
+    db: &DB,
+    vault: &str,
+    kind: ObjectKind,
+    name: &str,
+    max_versions: usize,
+) -> Result<Option<Result<ExportedObject, usize>>, StoreError> {
+    let (heads, versions_cf) = families(kind).map_err(|e| StoreError::Refused(e.message))?;
+    let snapshot = db.snapshot();
+    let Some(head) = snapshot
+        .get_cf(db::cf(db, heads)?, db::join_key(&[vault, name]))
+        .map_err(StoreError::storage)?
+    else {
+        return Ok(None);
+    };
+    let latest_version: String = db::decode(&head)?;
+    let prefix = db::prefix(&[vault, name]);
+    let mut versions = Vec::new();
+    for item in snapshot.iterator_cf(
+        db::cf(db, versions_cf)?,
+        IteratorMode::From(&prefix, Direction::Forward),
+    ) {
+        let (key, value) = item.map_err(StoreError::storage)?;
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        if versions.len() == max_versions {
+            return Ok(Some(Err(max_versions + 1)));
+        }
+        versions.push(db::decode::<SecretRecord>(&value)?);
+    }
+    Ok(Some(Ok(ExportedObject {
+        kind,
+        latest_version,
+        deleted: None,
+        versions,
+    })))
 }

@@ -416,6 +416,18 @@ impl Store {
         lifecycle::export_vault(&self.db, vault, visit)
     }
 
+    /// One active object with all its versions, from one consistent snapshot; `Ok(Err(n))`
+    /// when it has more than `max_versions` versions. Blocking only briefly (one prefix scan).
+    pub fn export_object(
+        &self,
+        vault: &str,
+        kind: ObjectKind,
+        name: &str,
+        max_versions: usize,
+    ) -> Result<Option<Result<lifecycle::ExportedObject, usize>>, StoreError> {
+        lifecycle::export_object(&self.db, vault, kind, name, max_versions)
+    }
+
     pub fn geography_key(&self, id: &str) -> Result<Option<GeographyKeyRecord>, StoreError> {
         geography::key(&self.db, id)
     }

@@ -19,6 +19,13 @@ pub const ROLE_DEFINITION_WRITE: &str = "Microsoft.Authorization/roleDefinitions
 pub const ROLE_DEFINITION_DELETE: &str = "Microsoft.Authorization/roleDefinitions/delete";
 pub const IDENTITY_READ: &str = "Coffer/identity/read";
 pub const IDENTITY_WRITE: &str = "Coffer/identity/write";
+/// Listing the geography backup keys a cluster holds (ids only).
+pub const GEOGRAPHY_KEY_READ: &str = "Coffer/geographyKeys/read";
+/// Exporting a geography key hands out what opens every backup of the geography, and importing
+/// one decides what future backups are sealed with: neither is part of operating the cluster
+/// (`Coffer/cluster/*`), so only roles holding every action (Owner, Contributor) have them.
+pub const GEOGRAPHY_KEY_EXPORT: &str = "Coffer/geographyKeys/export/action";
+pub const GEOGRAPHY_KEY_IMPORT: &str = "Coffer/geographyKeys/import/action";
 pub const CLUSTER_READ: &str = "Coffer/cluster/read";
 pub const CLUSTER_WRITE: &str = "Coffer/cluster/write";
 
@@ -38,6 +45,9 @@ pub const ALL: &[&str] = &[
     ROLE_DEFINITION_DELETE,
     IDENTITY_READ,
     IDENTITY_WRITE,
+    GEOGRAPHY_KEY_READ,
+    GEOGRAPHY_KEY_EXPORT,
+    GEOGRAPHY_KEY_IMPORT,
     CLUSTER_READ,
     CLUSTER_WRITE,
 ];
