@@ -221,6 +221,7 @@ async fn backups_move_between_clusters_of_one_geography_only() {
             "operator",
             "geography-key",
             "import",
+            "--activate",
             "--in",
             key_file.to_str().unwrap(),
         ]),
@@ -391,4 +392,10 @@ async fn backups_move_between_clusters_of_one_geography_only() {
         .await
         .unwrap();
     assert_eq!(value(&at_b, "payments-copy", "s007", "").await, "value-7");
+
+    // With the key active in B, B's backups open in A too.
+    set(&at_b, "payments-copy", "from-b", "made in B", "r9").await;
+    let from_b = at_b.backup_secret("payments-copy", "from-b").await.unwrap();
+    at_a.restore_secret("payments", from_b).await.unwrap();
+    assert_eq!(value(&at_a, "payments", "from-b", "").await, "made in B");
 }
