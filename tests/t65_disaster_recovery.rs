@@ -297,7 +297,8 @@ async fn backups_move_between_clusters_of_one_geography_only() {
         .await;
     }
     at_a.delete_secret("payments", "s007").await.unwrap();
-    let backup_file = work.path().join("payments.cvb");
+    // Into a directory: the CLI names the file after the vault.
+    let backup_file = work.path().join("payments.backup");
     let out = run(
         a.cli(&[
             "vault",
@@ -305,7 +306,7 @@ async fn backups_move_between_clusters_of_one_geography_only() {
             "--name",
             "payments",
             "--out",
-            backup_file.to_str().unwrap(),
+            work.path().to_str().unwrap(),
         ]),
         &[],
     )

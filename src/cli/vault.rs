@@ -109,7 +109,8 @@ enum VaultCommand {
         /// Vault name.
         #[arg(long, short = 'n')]
         name: String,
-        /// File to write (created with mode 0600; complete or not at all).
+        /// File to write (created with mode 0600; complete or not at all), or a directory to
+        /// write `<vault>.backup` in.
         #[arg(long, short = 'f', visible_alias = "file", value_name = "PATH")]
         out: PathBuf,
         /// Replace the file if it exists.
@@ -211,6 +212,11 @@ pub async fn run(args: VaultArgs) -> Result<(), CliError> {
             Ok(())
         }
         VaultCommand::Backup { name, out, force } => {
+            let out = if out.is_dir() {
+                out.join(format!("{name}.backup"))
+            } else {
+                out
+            };
             // Before connecting: an existing file is refused without making a backup.
             let file = PrivateOutput::create(&out, force)?;
             let client = global.connect().await?;

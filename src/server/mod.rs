@@ -66,6 +66,17 @@ struct Settings {
     cluster: Option<ClusterSettings>,
 }
 
+/// The node's directory for vault restores in progress, emptied at start: files there belong to
+/// restores a crash interrupted (they hold sealed frames only).
+fn restore_spool(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join("restore-spool");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
 /// How often the leader looks for deleted objects and vaults past their retention.
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -198,7 +209,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         identity,
     )
-    .with_geography(&settings.geography);
+    .with_geography(&settings.geography)
+    .with_spool_dir(&restore_spool(&settings.data_dir)?);
     tokio::spawn(lifecycle_jobs(service.clone()));
     {
         // Every node makes sure a signing key exists; the first proposal wins. After that the

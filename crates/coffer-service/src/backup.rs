@@ -638,7 +638,7 @@ impl Service {
     ) -> Result<VaultRecord, Error> {
         let target = VaultName::parse(name)?;
         self.authorize(ctx, &Scope::vault(&target.key())?, mgmt::VAULT_WRITE)?;
-        let spool = Spool::create()?;
+        let spool = Spool::create(&self.spool_dir)?;
         let mut file = spool.writer().await?;
         let mut pending: Vec<u8> = Vec::new();
         let mut checker: Option<FrameOpener> = None;
@@ -913,8 +913,8 @@ struct Spool {
 }
 
 impl Spool {
-    fn create() -> Result<Self, Error> {
-        let path = std::env::temp_dir().join(format!("coffer-restore-{}", crate::new_uuid()?));
+    fn create(dir: &std::path::Path) -> Result<Self, Error> {
+        let path = dir.join(format!("coffer-restore-{}", crate::new_uuid()?));
         Ok(Self { path })
     }
 

@@ -58,6 +58,8 @@ pub struct Service {
     /// The geography this cluster belongs to: backups are sealed with its key and only its
     /// backups restore here.
     geography: Arc<str>,
+    /// Where vault restores keep the backup they receive until it is verified.
+    spool_dir: Arc<std::path::Path>,
 }
 
 impl Service {
@@ -74,7 +76,16 @@ impl Service {
             identity_cache: Arc::default(),
             clock,
             geography: Arc::from(DEFAULT_GEOGRAPHY),
+            spool_dir: Arc::from(std::env::temp_dir().as_path()),
         }
+    }
+
+    /// Sets where vault restores spool the backups they receive (sealed frames only). A node
+    /// gives its own directory and empties it at start: what is left there belongs to restores
+    /// that a crash interrupted.
+    pub fn with_spool_dir(mut self, dir: &std::path::Path) -> Self {
+        self.spool_dir = Arc::from(dir);
+        self
     }
 
     /// Sets the cluster's geography (from `node.geography`; [`DEFAULT_GEOGRAPHY`] otherwise).
