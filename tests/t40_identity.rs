@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use coffer_service::{
     IdentityConfig, NewCredential, RequestContext, Service, SetAccessPolicy, SetSecret, TokenGrant,
     TrustedIssuer, VaultUpdate,
 };
-use coffer_store::{Bootstrap, NoTransport, RaftTimeouts, Store, StoreConfig};
+use coffer_store::Store;
 use coffer_types::authz::AccessPolicyPermissions;
 use coffer_types::identity::{PrincipalKind, PrincipalRecord};
 use coffer_types::{ErrorCode, InnerCode, ManualClock};
@@ -57,19 +59,7 @@ fn identity_config(audiences: &[&str], federation_key: &SigningKey) -> IdentityC
 
 async fn node() -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig {
-        node_id: 1,
-        data_dir: dir.path().join("data"),
-        advertise_addr: "127.0.0.1:1".into(),
-        region: "local".into(),
-        snapshot_every: 10_000,
-        timeouts: RaftTimeouts::LAN,
-        bootstrap: Bootstrap::Alone,
-        transport: Arc::new(NoTransport),
-    })
-    .await
-    .unwrap();
-    let root = RootKey::generate(&dir.path().join("root.key")).unwrap();
+    let (store, root) = common::single_node_store(dir.path()).await;
     let clock = ManualClock::new(START);
     let (federation_key, _) = SigningKey::generate().unwrap();
     let service = Service::new(

@@ -3,14 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use coffer_crypto::{RootKey, SecretString};
+use coffer_crypto::SecretString;
 use coffer_service::{
     Caller, CallerKind, Consistency, CreatePrincipal, CreateVault, IdentityConfig, RequestContext,
     Service, SetAccessPolicy, SetSecret, VaultUpdate,
 };
-use coffer_store::{Bootstrap, NoTransport, RaftTimeouts, Store, StoreConfig};
 use coffer_types::authz::AccessPolicyPermissions;
 use coffer_types::identity::PrincipalKind;
 use coffer_types::records::DAY_SECONDS;
@@ -27,19 +28,7 @@ struct Node {
 
 async fn node() -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig {
-        node_id: 1,
-        data_dir: dir.path().join("data"),
-        advertise_addr: "127.0.0.1:1".into(),
-        region: "local".into(),
-        snapshot_every: 10_000,
-        timeouts: RaftTimeouts::LAN,
-        bootstrap: Bootstrap::Alone,
-        transport: Arc::new(NoTransport),
-    })
-    .await
-    .unwrap();
-    let root = RootKey::generate(&dir.path().join("root.key")).unwrap();
+    let (store, root) = common::single_node_store(dir.path()).await;
     let clock = ManualClock::new(START);
     let identity = IdentityConfig {
         issuer_base: "https://127.0.0.1:1".into(),

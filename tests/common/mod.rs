@@ -305,3 +305,22 @@ pub fn failed_once(args: &[&str], out: Output) -> String {
     );
     stderr
 }
+
+/// A one-node store under `dir/data` (RocksDB and Raft in-process), leading once this returns,
+/// and a root key in `dir/root.key`: the parts of an in-process node.
+pub async fn single_node_store(dir: &Path) -> (coffer_store::Store, coffer_crypto::RootKey) {
+    let store = coffer_store::Store::open(coffer_store::StoreConfig {
+        node_id: 1,
+        data_dir: dir.join("data"),
+        advertise_addr: "127.0.0.1:1".into(),
+        region: "local".into(),
+        snapshot_every: 10_000,
+        timeouts: coffer_store::RaftTimeouts::LAN,
+        bootstrap: coffer_store::Bootstrap::Alone,
+        transport: Arc::new(coffer_store::NoTransport),
+    })
+    .await
+    .unwrap();
+    let root = coffer_crypto::RootKey::generate(&dir.join("root.key")).unwrap();
+    (store, root)
+}

@@ -20,8 +20,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use coffer_crypto::SecretString;
 use coffer_crypto::backup::{BackupHeader, FrameOpener, GeographyKey, encode_header, parse_header};
-use coffer_crypto::{SealContext, SecretString};
 use coffer_store::{
     Applied, Command, ExportedObject, LifecycleCommand, RestoredObject, VaultExportItem,
 };
@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::request::{Consistency, RequestContext};
+use crate::secrets::secret_context;
 use crate::{SecretBundle, Service};
 
 /// Azure's limit on the versions one object backup holds.
@@ -109,15 +110,6 @@ struct VersionPayload {
 impl Drop for VersionPayload {
     fn drop(&mut self) {
         self.value.zeroize();
-    }
-}
-
-fn secret_context<'a>(vault_key: &'a str, name_key: &'a str, version: &'a str) -> SealContext<'a> {
-    SealContext {
-        vault: vault_key,
-        kind: ObjectKind::Secret,
-        name: name_key,
-        version,
     }
 }
 

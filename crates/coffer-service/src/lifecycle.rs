@@ -39,6 +39,24 @@ fn unexpected(applied: &Applied) -> Error {
 }
 
 impl Service {
+    /// The vault and secret a lifecycle operation names, once the caller may do `operation`
+    /// on the secret; the vault read linearizably, since a write follows.
+    async fn authorized_secret(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+        operation: DataOperation,
+    ) -> Result<(VaultName, ObjectName, VaultRecord), Error> {
+        let vault_name = VaultName::parse(vault)?;
+        let name = ObjectName::parse(name)?;
+        let vault = self
+            .vault_for(&vault_name, Consistency::Linearizable)
+            .await?;
+        self.authorize_data(ctx, &vault, operation, Some(&name.key()))?;
+        Ok((vault_name, name, vault))
+    }
+
     async fn propose(
         &self,
         request_id: String,
@@ -59,12 +77,9 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<DeletedSecretBundle, Error> {
-        let vault_name = VaultName::parse(vault)?;
-        let name = ObjectName::parse(name)?;
-        let vault = self
-            .vault_for(&vault_name, Consistency::Linearizable)
+        let (vault_name, name, vault) = self
+            .authorized_secret(ctx, vault, name, DataOperation::SecretDelete)
             .await?;
-        self.authorize_data(ctx, &vault, DataOperation::SecretDelete, Some(&name.key()))?;
         let command = LifecycleCommand::DeleteObject {
             vault: vault_name.key(),
             kind: ObjectKind::Secret,
@@ -156,12 +171,9 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<crate::SecretBundle, Error> {
-        let vault_name = VaultName::parse(vault)?;
-        let name = ObjectName::parse(name)?;
-        let vault = self
-            .vault_for(&vault_name, Consistency::Linearizable)
+        let (vault_name, name, vault) = self
+            .authorized_secret(ctx, vault, name, DataOperation::SecretRecover)
             .await?;
-        self.authorize_data(ctx, &vault, DataOperation::SecretRecover, Some(&name.key()))?;
         let command = LifecycleCommand::RecoverObject {
             vault: vault_name.key(),
             kind: ObjectKind::Secret,
@@ -187,12 +199,9 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<(), Error> {
-        let vault_name = VaultName::parse(vault)?;
-        let name = ObjectName::parse(name)?;
-        let vault = self
-            .vault_for(&vault_name, Consistency::Linearizable)
+        let (vault_name, name, vault) = self
+            .authorized_secret(ctx, vault, name, DataOperation::SecretPurge)
             .await?;
-        self.authorize_data(ctx, &vault, DataOperation::SecretPurge, Some(&name.key()))?;
         if vault.purge_protection {
             return Err(Error::purge_protected());
         }

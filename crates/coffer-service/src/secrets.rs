@@ -62,7 +62,11 @@ fn value_free_listing(vault: &VaultRecord, page: Page<SecretRecord>) -> Listing<
 }
 
 /// What a secret value is sealed to: its vault and name (case-folded) and its version.
-fn secret_context<'a>(vault_key: &'a str, name_key: &'a str, version: &'a str) -> SealContext<'a> {
+pub(crate) fn secret_context<'a>(
+    vault_key: &'a str,
+    name_key: &'a str,
+    version: &'a str,
+) -> SealContext<'a> {
     SealContext {
         vault: vault_key,
         kind: ObjectKind::Secret,
