@@ -50,6 +50,9 @@ const RESTORE_BATCH_BYTES: usize = 2 << 20;
 const RESTORE_BATCH_OBJECTS: usize = 500;
 /// Chunks of a streamed vault backup in flight between the producer and the connection.
 const STREAM_DEPTH: usize = 4;
+/// The largest vault backup a restore receives: far above any vault this design serves (100,000
+/// secrets back up to about 37 MiB), and a bound on the disk a hostile upload can fill.
+const MAX_RESTORE_BYTES: u64 = 16 << 30;
 
 /// The chunks of a vault backup, in order; an `Err` ends the stream.
 pub type BackupStream = mpsc::Receiver<Result<Vec<u8>, Error>>;
@@ -638,8 +641,15 @@ impl Service {
         let mut counted = (0u64, 0u64);
         let mut names = std::collections::HashSet::new();
         let mut ended = false;
+        let mut received = 0u64;
         while let Some(chunk) = chunks.recv().await {
             let chunk = chunk?;
+            received = received.saturating_add(chunk.len() as u64);
+            if received > MAX_RESTORE_BYTES {
+                return Err(Error::bad_parameter(
+                    "The backup is larger than a vault restore accepts (16 GiB).",
+                ));
+            }
             file.write_all(&chunk).await.map_err(spool_error)?;
             pending.extend_from_slice(&chunk);
             if checker.is_none() {
