@@ -540,23 +540,7 @@ async fn deleted_vaults_are_purged_after_retention_unless_recovered_and_protecti
 #[tokio::test]
 async fn purge_needs_the_purge_permission() {
     let node = node().await;
-    node.service
-        .create_tenant(&admin(), "t1", "T1")
-        .await
-        .unwrap();
-    let app = node
-        .service
-        .create_principal(
-            &admin(),
-            CreatePrincipal {
-                tenant: "t1".into(),
-                kind: PrincipalKind::ServicePrincipal,
-                display_name: "deployer".into(),
-                app_id: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (deployer, ctx) = principal(&node, "deployer").await;
     node.service
         .create_vault(
             &admin(),
@@ -572,7 +556,7 @@ async fn purge_needs_the_purge_permission() {
         .unwrap();
     let policy = |secrets: &[&str]| SetAccessPolicy {
         vault: "kv1".into(),
-        principal: app.object_id.clone(),
+        principal: deployer.clone(),
         permissions: AccessPolicyPermissions {
             secrets: secrets.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
@@ -585,15 +569,6 @@ async fn purge_needs_the_purge_permission() {
         .set_access_policy(&admin(), policy(&all_but_purge))
         .await
         .unwrap();
-    let caller = Caller {
-        id: app.object_id.clone(),
-        kind: CallerKind::Principal(PrincipalKind::ServicePrincipal),
-        tenant: Some("t1".into()),
-        app_id: app.app_id.clone(),
-        issuer: None,
-        groups: Vec::new(),
-    };
-    let ctx = || RequestContext::new(caller.clone(), None, Consistency::Linearizable).unwrap();
     set(&node, "kv1", "s", "v").await;
     node.service
         .delete_secret(&ctx(), "kv1", "s")
