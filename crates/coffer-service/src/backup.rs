@@ -351,18 +351,9 @@ impl Service {
         };
         let payload = self.object_payload(&vault, object)?;
         let key = self.active_geography_key()?;
-        let header = self.backup_header(&key, "secret");
+        let header = key.header("secret", self.clock.now_unix());
         let frame = encode_frame(&Frame::Objects(vec![payload]))?;
         key.seal_blob(&header, &frame).map_err(crypto_internal)
-    }
-
-    fn backup_header(&self, key: &GeographyKey, kind: &str) -> BackupHeader {
-        BackupHeader {
-            kind: kind.to_owned(),
-            geography: key.geography().to_owned(),
-            key_id: key.id().to_owned(),
-            created: self.clock.now_unix(),
-        }
     }
 
     /// Unseals an object's versions into a backup payload.
@@ -553,7 +544,8 @@ impl Service {
         key: &GeographyKey,
         tx: &mpsc::Sender<Result<Vec<u8>, Error>>,
     ) -> Result<(), Error> {
-        let header = encode_header(&self.backup_header(key, "vault")).map_err(crypto_internal)?;
+        let header =
+            encode_header(&key.header("vault", self.clock.now_unix())).map_err(crypto_internal)?;
         let mut sealer = key.sealer(header.clone());
         let send = |bytes: Vec<u8>| -> Result<(), Error> {
             tx.blocking_send(Ok(bytes))

@@ -8,8 +8,8 @@ use coffer_store::{Applied, Command, DuePurge, LifecycleCommand};
 use coffer_types::authz::{DataOperation, Scope, mgmt};
 use coffer_types::error::quote_user_text;
 use coffer_types::{
-    DeletedObjectRecord, DeletedVaultRecord, Error, ErrorCode, ObjectKind, ObjectName,
-    SecretRecord, VaultName, VaultRecord,
+    DeletedObjectRecord, DeletedVaultRecord, Error, ObjectKind, ObjectName, SecretRecord,
+    VaultName, VaultRecord,
 };
 
 use crate::paging::{decode_token, encode_token, page_size};
@@ -257,13 +257,7 @@ impl Service {
             }
             None => {
                 self.authorize_at(ctx, &scope, None, action)?;
-                Err(Error::new(
-                    ErrorCode::VaultNotFound,
-                    format!(
-                        "A deleted vault with name {} was not found.",
-                        coffer_types::error::quote_user_text(name.as_str())
-                    ),
-                ))
+                Err(Error::deleted_vault_not_found(name.as_str()))
             }
         }
     }

@@ -404,7 +404,7 @@ fn delete_vault(db: &DB, batch: &mut WriteBatch, vault: &str, deleted_date: i64)
 
 fn recover_vault(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
     let Some(deleted) = load_deleted_vault(db, vault)? else {
-        return Ok(Err(deleted_vault_not_found(vault)));
+        return Ok(Err(Error::deleted_vault_not_found(vault)));
     };
     if load_vault(db, vault)?.is_some() {
         return Ok(Err(Error::vault_exists(vault)));
@@ -416,16 +416,6 @@ fn recover_vault(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
     );
     forget_deleted_vault(db, batch, vault, &deleted)?;
     Ok(Ok(Applied::Vault(deleted.vault)))
-}
-
-pub(crate) fn deleted_vault_not_found(vault: &str) -> Error {
-    Error::new(
-        coffer_types::ErrorCode::VaultNotFound,
-        format!(
-            "A deleted vault with name {} was not found.",
-            coffer_types::error::quote_user_text(vault)
-        ),
-    )
 }
 
 fn forget_deleted_vault(
@@ -444,7 +434,7 @@ fn forget_deleted_vault(
 
 fn purge_vault(db: &DB, batch: &mut WriteBatch, vault: &str, due_at: Option<i64>) -> Outcome {
     let Some(deleted) = load_deleted_vault(db, vault)? else {
-        return Ok(Err(deleted_vault_not_found(vault)));
+        return Ok(Err(Error::deleted_vault_not_found(vault)));
     };
     match due_at {
         None if deleted.vault.purge_protection => return Ok(Err(Error::purge_protected())),

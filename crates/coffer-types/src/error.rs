@@ -131,6 +131,16 @@ impl Error {
         )
     }
 
+    pub fn deleted_vault_not_found(vault: &str) -> Self {
+        Self::new(
+            ErrorCode::VaultNotFound,
+            format!(
+                "A deleted vault with name {} was not found.",
+                quote_user_text(vault)
+            ),
+        )
+    }
+
     pub fn vault_exists(vault: &str) -> Self {
         Self::new(
             ErrorCode::Conflict,
