@@ -17,6 +17,7 @@ pub enum ErrorCode {
     Forbidden,
     VaultNotFound,
     SecretNotFound,
+    KeyNotFound,
     /// An identity, role or assignment that does not exist (Azure's management plane answers
     /// such lookups with a 404 as well).
     NotFound,
@@ -32,6 +33,7 @@ pub enum ErrorCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InnerCode {
     SecretDisabled,
+    KeyDisabled,
     AccessDenied,
     ForbiddenByRbac,
     ObjectIsDeletedButRecoverable,
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::VaultNotFound => "VaultNotFound",
             ErrorCode::SecretNotFound => "SecretNotFound",
+            ErrorCode::KeyNotFound => "KeyNotFound",
             ErrorCode::NotFound => "NotFound",
             ErrorCode::Conflict => "Conflict",
             ErrorCode::Throttled => "Throttled",
@@ -61,7 +64,10 @@ impl ErrorCode {
             ErrorCode::BadParameter => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::VaultNotFound | ErrorCode::SecretNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::VaultNotFound
+            | ErrorCode::SecretNotFound
+            | ErrorCode::KeyNotFound
+            | ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::Throttled => 429,
             ErrorCode::ServiceUnavailable => 503,
@@ -74,6 +80,7 @@ impl InnerCode {
     pub fn as_str(self) -> &'static str {
         match self {
             InnerCode::SecretDisabled => "SecretDisabled",
+            InnerCode::KeyDisabled => "KeyDisabled",
             InnerCode::AccessDenied => "AccessDenied",
             InnerCode::ForbiddenByRbac => "ForbiddenByRbac",
             InnerCode::ObjectIsDeletedButRecoverable => "ObjectIsDeletedButRecoverable",
@@ -183,6 +190,62 @@ impl Error {
         .with_inner(InnerCode::SecretDisabled)
     }
 
+    /// Azure's text for a missing key (the name is echoed, never key material).
+    pub fn key_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorCode::KeyNotFound,
+            format!(
+                "A key with (name/id) {} was not found in this key vault. If you recently \
+                 deleted this key you may be able to recover it using the correct recovery \
+                 command.",
+                quote_user_text(name)
+            ),
+        )
+    }
+
+    pub fn key_version_not_found(name: &str, version: &str) -> Self {
+        Self::new(
+            ErrorCode::KeyNotFound,
+            format!(
+                "A key with (name/id) {}/{} was not found in this key vault.",
+                quote_user_text(name),
+                quote_user_text(version)
+            ),
+        )
+    }
+
+    pub fn key_disabled(operation: &str) -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            format!("Operation {operation} is not allowed on a disabled key."),
+        )
+        .with_inner(InnerCode::KeyDisabled)
+    }
+
+    /// An operation the key's `key_ops` does not list.
+    pub fn key_operation_not_permitted(operation: &str) -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            format!("Operation {operation} is not permitted on this key."),
+        )
+    }
+
+    pub fn key_not_yet_valid(operation: &str) -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            format!(
+                "Operation {operation} is not allowed before the key's activation time (nbf)."
+            ),
+        )
+    }
+
+    pub fn key_expired(operation: &str) -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            format!("Operation {operation} is not allowed on an expired key."),
+        )
+    }
+
     /// Azure's 409 for a name held by a deleted object: "Secret {n} is currently in a deleted
     /// but recoverable state, and its name cannot be reused; …".
     pub fn object_deleted_but_recoverable(kind: crate::ObjectKind, name: &str) -> Self {
@@ -203,6 +266,7 @@ impl Error {
     pub fn deleted_object_not_found(kind: crate::ObjectKind, name: &str) -> Self {
         let code = match kind {
             crate::ObjectKind::Secret => ErrorCode::SecretNotFound,
+            crate::ObjectKind::Key => ErrorCode::KeyNotFound,
             _ => ErrorCode::NotFound,
         };
         Self::new(

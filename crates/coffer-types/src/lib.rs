@@ -11,6 +11,7 @@ pub mod authz;
 pub mod clock;
 pub mod error;
 pub mod identity;
+pub mod keys;
 pub mod limits;
 pub mod names;
 pub mod records;
@@ -18,6 +19,7 @@ pub mod tags;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, InnerCode};
+pub use keys::{KeyRecord, KeyRotationPolicyRecord};
 pub use names::{ObjectKind, ObjectName, VaultName, Version};
 pub use records::{
     DeletedObjectRecord, DeletedVaultRecord, GeographyKeyRecord, SecretRecord, Sku, VaultRecord,
