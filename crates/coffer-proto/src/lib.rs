@@ -120,12 +120,95 @@ impl fmt::Debug for v1::AddCredentialResponse {
     }
 }
 
+impl fmt::Debug for v1::JsonWebKey {
+    // Names the key; private parts appear only as whether they are present.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let private = [&self.d, &self.dp, &self.dq, &self.qi, &self.p, &self.q, &self.k]
+            .iter()
+            .any(|part| !part.is_empty());
+        f.debug_struct("JsonWebKey")
+            .field("kid", &self.kid)
+            .field("kty", &self.kty)
+            .field("crv", &self.crv)
+            .field("key_ops", &self.key_ops)
+            .field("private", &private)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for v1::KeyOperationRequest {
+    // The value may be plaintext or a key to wrap.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyOperationRequest")
+            .field("vault", &self.vault)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("alg", &self.alg)
+            .field("value", &Redacted(self.value.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for v1::KeyOperationResult {
+    // The value may be a decrypted plaintext or an unwrapped key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyOperationResult")
+            .field("kid", &self.kid)
+            .field("value", &Redacted(self.value.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for v1::GetRandomBytesResponse {
+    // Random bytes are often used as key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetRandomBytesResponse")
+            .field("value", &Redacted(self.value.len()))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::v1;
 
     const VALUE: &str = "hunter2-very-secret";
+
+    #[test]
+    fn key_messages_debug_redacts_material_and_payloads() {
+        let bytes = VALUE.as_bytes().to_vec();
+        let import = v1::ImportKeyRequest {
+            name: "signing".to_owned(),
+            key: Some(v1::JsonWebKey {
+                kty: "oct".to_owned(),
+                k: bytes.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let op = v1::KeyOperationRequest {
+            alg: "A256GCM".to_owned(),
+            value: bytes.clone(),
+            ..Default::default()
+        };
+        let result = v1::KeyOperationResult {
+            value: bytes.clone(),
+            ..Default::default()
+        };
+        let random = v1::GetRandomBytesResponse { value: bytes };
+        let numbers = format!("{:?}", VALUE.as_bytes());
+        let numbers = &numbers[1..numbers.len() - 1];
+        for text in [
+            format!("{import:?}"),
+            format!("{op:?}"),
+            format!("{result:?}"),
+            format!("{random:?}"),
+        ] {
+            assert!(!text.contains(VALUE) && !text.contains(numbers), "{text}");
+        }
+        assert!(format!("{import:?}").contains("private: true"));
+    }
 
     #[test]
     fn secret_debug_redacts_value() {
