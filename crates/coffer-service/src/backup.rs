@@ -505,6 +505,7 @@ impl Service {
             kind: ObjectKind::Secret,
             latest_version: object.latest_version.clone(),
             versions,
+            key_versions: Vec::new(),
             deleted,
         })
     }

@@ -43,6 +43,24 @@ pub(crate) fn apply_command(
             patch,
             updated,
         } => update_secret(db, batch, vault, name, version.as_deref(), patch, *updated),
+        Command::PutKey {
+            vault,
+            vault_id,
+            record,
+            expected_head,
+        } => crate::keys::put_key(db, batch, vault, vault_id, record, expected_head.as_deref()),
+        Command::UpdateKey {
+            vault,
+            name,
+            version,
+            patch,
+            updated,
+        } => crate::keys::update_key(db, batch, vault, name, version.as_deref(), patch, *updated),
+        Command::SetKeyRotationPolicy {
+            vault,
+            name,
+            policy,
+        } => crate::keys::set_rotation_policy(db, batch, vault, name, policy),
         Command::ChangeAccessPolicy {
             vault,
             object_id,

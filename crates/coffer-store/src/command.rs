@@ -3,11 +3,12 @@
 use coffer_types::authz::{AccessPolicyEntry, RoleDefinition};
 use coffer_types::identity::{PrincipalRecord, RoleAssignmentRecord, TenantRecord};
 use coffer_types::{
-    DeletedObjectRecord, DeletedVaultRecord, Error, GeographyKeyRecord, SecretRecord, Sku, Tags,
-    VaultRecord,
+    DeletedObjectRecord, DeletedVaultRecord, Error, GeographyKeyRecord, KeyRecord,
+    KeyRotationPolicyRecord, SecretRecord, Sku, Tags, VaultRecord,
 };
 
 pub use crate::identity::IdentityCommand;
+pub use crate::keys::KeyPatch;
 pub use crate::lifecycle::LifecycleCommand;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,29 @@ pub enum Command {
         version: Option<String>,
         patch: SecretPatch,
         updated: i64,
+    },
+    /// Adds a key version (created, imported or rotated) and makes it the latest; refused
+    /// like [`Command::PutSecret`]. With `expected_head`, refused with `Conflict` unless the
+    /// latest version is still that one (a rotation replaces exactly the version it read).
+    PutKey {
+        vault: String,
+        vault_id: String,
+        record: KeyRecord,
+        expected_head: Option<String>,
+    },
+    /// Changes attributes of one key version; `version: None` means the latest.
+    UpdateKey {
+        vault: String,
+        name: String,
+        version: Option<String>,
+        patch: KeyPatch,
+        updated: i64,
+    },
+    /// Sets the rotation policy of an active key.
+    SetKeyRotationPolicy {
+        vault: String,
+        name: String,
+        policy: KeyRotationPolicyRecord,
     },
     /// Adds, replaces (`entry: Some`) or removes (`None`) the access policy of `object_id`.
     ChangeAccessPolicy {
@@ -126,6 +150,8 @@ pub enum Applied {
     Nothing,
     Vault(VaultRecord),
     Secret(SecretRecord),
+    Key(Box<KeyRecord>),
+    KeyRotationPolicy(KeyRotationPolicyRecord),
     Deleted,
     DeletedObject(DeletedObjectRecord),
     DeletedVault(Box<DeletedVaultRecord>),
@@ -166,6 +192,9 @@ impl Command {
             Command::AddGeographyKey { .. } => "add_geography_key",
             Command::PutSecret { .. } => "put_secret",
             Command::UpdateSecret { .. } => "update_secret",
+            Command::PutKey { .. } => "put_key",
+            Command::UpdateKey { .. } => "update_key",
+            Command::SetKeyRotationPolicy { .. } => "set_key_rotation_policy",
             Command::ChangeAccessPolicy { .. } => "change_access_policy",
             Command::Identity(command) => command.name(),
             Command::Restore { .. } => "restore",
@@ -192,6 +221,22 @@ impl std::fmt::Display for Command {
             }
             Command::PutSecret { vault, record, .. } => {
                 write!(f, "PutSecret({vault}/{}/{})", record.name, record.version)
+            }
+            Command::PutKey { vault, record, .. } => {
+                write!(f, "PutKey({vault}/{}/{})", record.name, record.version)
+            }
+            Command::UpdateKey {
+                vault,
+                name,
+                version,
+                ..
+            } => write!(
+                f,
+                "UpdateKey({vault}/{name}/{})",
+                version.as_deref().unwrap_or("latest")
+            ),
+            Command::SetKeyRotationPolicy { vault, name, .. } => {
+                write!(f, "SetKeyRotationPolicy({vault}/{name})")
             }
             Command::Restore { records } => write!(f, "Restore({} records)", records.len()),
             Command::ChangeAccessPolicy {

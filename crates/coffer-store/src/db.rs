@@ -13,6 +13,8 @@
 //! - `identity`: tenants, principals, roles, role assignments, signing keys (see `identity`)
 //! - `deleted`, `deleted_vaults`, `purge_queue`: deleted objects and vaults (see `lifecycle`)
 //! - `geography_keys`: the geography backup keys this cluster holds (see `geography`)
+//! - `key_heads`, `keys`: as `heads` and `secrets`, for keys (KeyRecord, material sealed)
+//! - `key_policies`: `vault \0 name` → the key's rotation policy (see `keys`)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,8 +36,11 @@ pub(crate) const CF_DELETED: &str = "deleted";
 pub(crate) const CF_DELETED_VAULTS: &str = "deleted_vaults";
 pub(crate) const CF_PURGE_QUEUE: &str = "purge_queue";
 pub(crate) const CF_GEOGRAPHY_KEYS: &str = "geography_keys";
+pub(crate) const CF_KEY_HEADS: &str = "key_heads";
+pub(crate) const CF_KEYS: &str = "keys";
+pub(crate) const CF_KEY_POLICIES: &str = "key_policies";
 
-const ALL_CFS: [&str; 13] = [
+const ALL_CFS: [&str; 16] = [
     CF_RAFT_META,
     CF_RAFT_LOG,
     CF_SM_META,
@@ -49,11 +54,14 @@ const ALL_CFS: [&str; 13] = [
     CF_DELETED_VAULTS,
     CF_PURGE_QUEUE,
     CF_GEOGRAPHY_KEYS,
+    CF_KEY_HEADS,
+    CF_KEYS,
+    CF_KEY_POLICIES,
 ];
 
 /// Column families that make up the state machine (and so a snapshot). A snapshot names a
 /// family by its position here, so new families are appended.
-pub(crate) const STATE_CFS: [&str; 10] = [
+pub(crate) const STATE_CFS: [&str; 13] = [
     CF_VAULTS,
     CF_HEADS,
     CF_SECRETS,
@@ -64,6 +72,9 @@ pub(crate) const STATE_CFS: [&str; 10] = [
     CF_DELETED_VAULTS,
     CF_PURGE_QUEUE,
     CF_GEOGRAPHY_KEYS,
+    CF_KEY_HEADS,
+    CF_KEYS,
+    CF_KEY_POLICIES,
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Arc<DB>, StoreError> {

@@ -37,6 +37,11 @@ enum Remembered {
         name: String,
         version: String,
     },
+    Key {
+        vault: String,
+        name: String,
+        version: String,
+    },
 }
 
 fn order_key(index: u64, request_id: &str) -> Vec<u8> {
@@ -71,6 +76,16 @@ pub(crate) fn apply_once(
             },
             _ => Remembered::Answer(Applied::Nothing),
         },
+        Applied::Key(record) => match &proposal.command {
+            crate::Command::PutKey { vault, .. } | crate::Command::UpdateKey { vault, .. } => {
+                Remembered::Key {
+                    vault: vault.clone(),
+                    name: record.name.to_ascii_lowercase(),
+                    version: record.version.clone(),
+                }
+            }
+            _ => Remembered::Answer(Applied::Nothing),
+        },
         other => Remembered::Answer(other.clone()),
     };
     batch.put_cf(
@@ -97,6 +112,14 @@ fn recall(db: &DB, remembered: Remembered) -> Result<Applied, StoreError> {
             Some(record) => Applied::Secret(record),
             // Deleted since: the write did happen, but what it wrote is gone.
             None => Applied::Failed(Error::secret_version_not_found(&name, &version)),
+        },
+        Remembered::Key {
+            vault,
+            name,
+            version,
+        } => match crate::keys::load_key(db, &vault, &name, &version)? {
+            Some(record) => Applied::Key(Box::new(record)),
+            None => Applied::Failed(Error::key_version_not_found(&name, &version)),
         },
     })
 }

@@ -9,7 +9,7 @@ use coffer_types::VaultRecord;
 
 use crate::command::{Applied, Command, RestoredRecord};
 use crate::db::{
-    self, CF_DELETED, CF_DELETED_VAULTS, CF_GEOGRAPHY_KEYS, CF_HEADS, CF_IDENTITY, CF_PURGE_QUEUE,
+    self, CF_DELETED, CF_DELETED_VAULTS, CF_GEOGRAPHY_KEYS, CF_HEADS, CF_IDENTITY, CF_KEY_HEADS, CF_KEY_POLICIES, CF_KEYS, CF_PURGE_QUEUE,
     CF_SECRETS, CF_VAULTS, STATE_CFS,
 };
 use crate::state_machine::{decode_snapshot, encode_snapshot};
@@ -21,7 +21,7 @@ const RESTORE_BATCH: usize = 500;
 
 /// The families an operator restore writes, by the index a [`RestoredRecord`] names them
 /// with. Request ids are left out: they belong to the cluster that made the copy.
-pub(crate) const RESTORED_FAMILIES: [&str; 8] = [
+pub(crate) const RESTORED_FAMILIES: [&str; 11] = [
     CF_VAULTS,
     CF_HEADS,
     CF_SECRETS,
@@ -30,6 +30,9 @@ pub(crate) const RESTORED_FAMILIES: [&str; 8] = [
     CF_DELETED_VAULTS,
     CF_PURGE_QUEUE,
     CF_GEOGRAPHY_KEYS,
+    CF_KEY_HEADS,
+    CF_KEYS,
+    CF_KEY_POLICIES,
 ];
 
 /// A decoded operator snapshot.
@@ -48,7 +51,7 @@ impl Export {
             let Some(cf) = RESTORED_FAMILIES.iter().position(|f| *f == name) else {
                 continue;
             };
-            // At most 8 families: the index fits a byte.
+            // At most 11 families: the index fits a byte.
             let cf = cf as u8;
             if cf == 0 {
                 vaults.push(db::decode::<VaultRecord>(value)?);

@@ -26,6 +26,7 @@ mod error;
 mod export;
 mod geography;
 mod identity;
+mod keys;
 mod lifecycle;
 mod log_store;
 mod network;
@@ -37,9 +38,10 @@ mod type_config;
 
 pub use cluster::PeerStatus;
 pub use command::{
-    Applied, Command, IdentityCommand, LifecycleCommand, Proposal, RestoredRecord, SecretPatch,
-    VaultPatch,
+    Applied, Command, IdentityCommand, KeyPatch, LifecycleCommand, Proposal, RestoredRecord,
+    SecretPatch, VaultPatch,
 };
+pub use keys::PolicyEntry;
 pub use error::StoreError;
 pub use export::Export;
 pub use lifecycle::{DuePurge, ExportedObject, RestoredObject, VaultExportItem};

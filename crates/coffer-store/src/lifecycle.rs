@@ -18,7 +18,9 @@
 
 use coffer_types::authz::Scope;
 use coffer_types::records::RECORD_FORMAT;
-use coffer_types::{DeletedObjectRecord, DeletedVaultRecord, Error, ObjectKind, SecretRecord};
+use coffer_types::{
+    DeletedObjectRecord, DeletedVaultRecord, Error, KeyRecord, ObjectKind, SecretRecord,
+};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +28,8 @@ use crate::StoreError;
 use crate::apply::{load_head_in as load_head, load_vault};
 use crate::command::Applied;
 use crate::db::{
-    self, CF_DELETED, CF_DELETED_VAULTS, CF_HEADS, CF_PURGE_QUEUE, CF_SECRETS, CF_VAULTS,
+    self, CF_DELETED, CF_DELETED_VAULTS, CF_HEADS, CF_KEY_HEADS, CF_KEY_POLICIES, CF_KEYS,
+    CF_PURGE_QUEUE, CF_SECRETS, CF_VAULTS,
 };
 use crate::read::Page;
 
@@ -37,6 +40,7 @@ type Outcome = Result<Result<Applied, Error>, StoreError>;
 pub(crate) fn families(kind: ObjectKind) -> Result<(&'static str, &'static str), Error> {
     match kind {
         ObjectKind::Secret => Ok((CF_HEADS, CF_SECRETS)),
+        ObjectKind::Key => Ok((CF_KEY_HEADS, CF_KEYS)),
         other => Err(Error::bad_parameter(format!(
             "Objects of kind {} are not supported yet.",
             other.as_str()
@@ -122,10 +126,48 @@ impl LifecycleCommand {
 pub struct RestoredObject {
     pub kind: ObjectKind,
     pub latest_version: String,
+    /// The versions of a secret.
     pub versions: Vec<SecretRecord>,
+    /// The versions of a key (absent from entries written before keys existed).
+    #[serde(default)]
+    pub key_versions: Vec<KeyRecord>,
     /// Restore the object straight into the deleted state (a whole-vault backup carries
     /// deleted objects too).
     pub deleted: Option<DeletedObjectRecord>,
+}
+
+impl RestoredObject {
+    /// (name, version) of every version, whatever the kind.
+    fn version_names(&self) -> Vec<(&str, &str)> {
+        match self.kind {
+            ObjectKind::Key => self
+                .key_versions
+                .iter()
+                .map(|v| (v.name.as_str(), v.version.as_str()))
+                .collect(),
+            _ => self
+                .versions
+                .iter()
+                .map(|v| (v.name.as_str(), v.version.as_str()))
+                .collect(),
+        }
+    }
+
+    /// (version, stored bytes) of every version.
+    fn encoded_versions(&self) -> Result<Vec<(&str, Vec<u8>)>, StoreError> {
+        match self.kind {
+            ObjectKind::Key => self
+                .key_versions
+                .iter()
+                .map(|v| Ok((v.version.as_str(), db::encode(v)?)))
+                .collect(),
+            _ => self
+                .versions
+                .iter()
+                .map(|v| Ok((v.version.as_str(), db::encode(v)?)))
+                .collect(),
+        }
+    }
 }
 
 /// Something the purger found due: an object or a vault.
@@ -256,6 +298,7 @@ fn delete_object(
 fn not_found(kind: ObjectKind, name: &str) -> Error {
     match kind {
         ObjectKind::Secret => Error::secret_not_found(name),
+        ObjectKind::Key => Error::key_not_found(name),
         _ => Error::new(
             coffer_types::ErrorCode::NotFound,
             format!(
@@ -279,7 +322,12 @@ fn load_version_name(
         Ok(f) => f,
         Err(_) => return Ok(None),
     };
-    let record: Option<SecretRecord> = db
+    // Every kind's version record carries `name`; only that field is read.
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let record: Option<Named> = db
         .get_cf(db::cf(db, versions)?, db::join_key(&[vault, key, version]))
         .map_err(StoreError::storage)?
         .map(|bytes| db::decode(&bytes))
@@ -372,6 +420,9 @@ fn purge_object(
     let prefix = db::prefix(&[vault, &key]);
     let end = db::prefix_end(&prefix);
     batch.delete_range_cf(db::cf(db, versions)?, &prefix, &end);
+    if kind == ObjectKind::Key {
+        batch.delete_cf(db::cf(db, CF_KEY_POLICIES)?, db::join_key(&[vault, &key]));
+    }
     forget_deleted(db, batch, &object, &deleted)?;
     // Grants on the object go with it: a new object of the same name starts without them.
     crate::identity::delete_assignments_within(db, batch, &scope)?;
@@ -469,7 +520,14 @@ pub(crate) fn remove_vault_contents(db: &DB, batch: &mut WriteBatch, vault: &str
         );
     }
     let end = db::prefix_end(&prefix);
-    for cf_name in [CF_HEADS, CF_SECRETS, CF_DELETED] {
+    for cf_name in [
+        CF_HEADS,
+        CF_SECRETS,
+        CF_KEY_HEADS,
+        CF_KEYS,
+        CF_KEY_POLICIES,
+        CF_DELETED,
+    ] {
         batch.delete_range_cf(db::cf(db, cf_name)?, &prefix, &end);
     }
     crate::identity::delete_assignments_within(db, batch, &scope)?;
@@ -499,22 +557,23 @@ fn restore_objects(
             Ok(f) => f,
             Err(e) => return Ok(Err(e)),
         };
-        let Some(latest) = object
-            .versions
+        let names = object.version_names();
+        let Some((latest_name, _)) = names
             .iter()
-            .find(|v| v.version == object.latest_version)
+            .find(|(_, version)| *version == object.latest_version)
         else {
             // check_restorable refused such an object before anything was written.
             return Err(StoreError::Corrupt(
                 "a checked restore lacks its latest version".into(),
             ));
         };
-        let key = latest.name.to_ascii_lowercase();
-        for version in &object.versions {
+        let latest_name = (*latest_name).to_owned();
+        let key = latest_name.to_ascii_lowercase();
+        for (version, bytes) in object.encoded_versions()? {
             batch.put_cf(
                 db::cf(db, versions_cf)?,
-                db::join_key(&[vault, &key, &version.version]),
-                db::encode(version)?,
+                db::join_key(&[vault, &key, version]),
+                bytes,
             );
         }
         match &object.deleted {
@@ -533,7 +592,7 @@ fn restore_objects(
                 );
             }
         }
-        last = Some((latest.name.clone(), object.latest_version.clone()));
+        last = Some((latest_name, object.latest_version.clone()));
     }
     let Some((name, latest_version)) = last else {
         return Ok(Err(Error::bad_parameter("The backup holds no objects.")));
@@ -556,30 +615,29 @@ fn check_restorable(
         Ok(f) => f,
         Err(e) => return Ok(Err(e)),
     };
-    let Some(first) = object.versions.first() else {
+    let names = object.version_names();
+    let Some(&(first_name, _)) = names.first() else {
         return Ok(Err(Error::bad_parameter(
             "A restored object holds no versions.",
         )));
     };
-    if object
-        .versions
+    if names
         .iter()
-        .any(|v| !v.name.eq_ignore_ascii_case(&first.name))
+        .any(|(name, _)| !name.eq_ignore_ascii_case(first_name))
     {
         return Ok(Err(Error::bad_parameter(
             "The versions of a restored object must share one name.",
         )));
     }
-    if !object
-        .versions
+    if !names
         .iter()
-        .any(|v| v.version == object.latest_version)
+        .any(|(_, version)| *version == object.latest_version)
     {
         return Ok(Err(Error::bad_parameter(
             "A restored object lacks its latest version.",
         )));
     }
-    let key = first.name.to_ascii_lowercase();
+    let key = first_name.to_ascii_lowercase();
     if !seen.insert((object.kind, key.clone())) {
         return Ok(Err(Error::bad_parameter(
             "The backup holds the same object twice.",
@@ -592,14 +650,14 @@ fn check_restorable(
                 "{} {} already exists in this vault: restore into another vault, or delete and \
                  purge the existing one first.",
                 object.kind.display(),
-                coffer_types::error::quote_user_text(&first.name)
+                coffer_types::error::quote_user_text(first_name)
             ),
         )));
     }
     if load_deleted(db, vault, object.kind, &key)?.is_some() {
         return Ok(Err(Error::object_deleted_but_recoverable(
             object.kind,
-            &first.name,
+            first_name,
         )));
     }
     Ok(Ok(()))
@@ -677,14 +735,42 @@ pub(crate) fn due_for_purge(db: &DB, now: i64, limit: usize) -> Result<Vec<DuePu
 }
 
 /// One object of a vault export: every version, which is the latest, and its deletion if it
-/// is deleted.
+/// is deleted. A secret's versions are in `versions`, a key's in `key_versions`.
 #[derive(Debug, Clone)]
 pub struct ExportedObject {
     pub kind: ObjectKind,
     pub latest_version: String,
     pub deleted: Option<DeletedObjectRecord>,
     pub versions: Vec<SecretRecord>,
+    pub key_versions: Vec<KeyRecord>,
 }
+
+impl ExportedObject {
+    fn new(kind: ObjectKind, latest_version: String) -> Self {
+        Self {
+            kind,
+            latest_version,
+            deleted: None,
+            versions: Vec::new(),
+            key_versions: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, value: &[u8]) -> Result<(), StoreError> {
+        match self.kind {
+            ObjectKind::Key => self.key_versions.push(db::decode(value)?),
+            _ => self.versions.push(db::decode(value)?),
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.versions.len() + self.key_versions.len()
+    }
+}
+
+/// The kinds that have storage, in the order a vault export visits them.
+const STORED_KINDS: [ObjectKind; 2] = [ObjectKind::Secret, ObjectKind::Key];
 
 /// What [`export_vault`] hands out, in order: the vault record once, then each object.
 #[derive(Debug, Clone)]
@@ -711,56 +797,54 @@ pub(crate) fn export_vault<E: From<StoreError>>(
         return Err(StoreError::Refused(format!("vault {vault} not found")).into());
     };
     visit(VaultExportItem::Vault(Box::new(db::decode(&record)?)))?;
-    let kind = ObjectKind::Secret;
-    let (heads, versions_cf) = families(kind).map_err(|e| StoreError::Refused(e.message))?;
     let prefix = db::prefix(&[vault]);
-    let mut current: Option<(String, Vec<SecretRecord>)> = None;
-    let flush = |name: String,
-                 versions: Vec<SecretRecord>,
-                 visit: &mut dyn FnMut(VaultExportItem) -> Result<(), E>|
-     -> Result<(), E> {
-        let head = get(heads, &db::join_key(&[vault, &name]))?;
-        let deleted = get(CF_DELETED, &object_key(vault, kind, &name))?;
-        let (latest_version, deleted) = match (head, deleted) {
-            (Some(head), _) => (db::decode::<String>(&head)?, None),
-            (None, Some(deleted)) => {
-                let deleted: DeletedObjectRecord = db::decode(&deleted)?;
-                (deleted.latest_version.clone(), Some(deleted))
-            }
-            // Neither active nor deleted: nothing a reader could reach, so nothing to copy.
-            (None, None) => return Ok(()),
-        };
-        visit(VaultExportItem::Object(ExportedObject {
-            kind,
-            latest_version,
-            deleted,
-            versions,
-        }))
-    };
-    let iter = snapshot.iterator_cf(
-        db::cf(db, versions_cf)?,
-        IteratorMode::From(&prefix, Direction::Forward),
-    );
-    for item in iter {
-        let (key, value) = item.map_err(StoreError::storage)?;
-        let Some(rest) = key.strip_prefix(prefix.as_slice()) else {
-            break;
-        };
-        let name_len = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-        let name = std::str::from_utf8(&rest[..name_len]).map_err(StoreError::corrupt)?;
-        let record: SecretRecord = db::decode(&value)?;
-        match &mut current {
-            Some((current_name, versions)) if current_name == name => versions.push(record),
-            _ => {
-                if let Some((done, versions)) = current.take() {
-                    flush(done, versions, &mut visit)?;
+    for kind in STORED_KINDS {
+        let (heads, versions_cf) = families(kind).map_err(|e| StoreError::Refused(e.message))?;
+        let flush = |name: String,
+                     mut object: ExportedObject,
+                     visit: &mut dyn FnMut(VaultExportItem) -> Result<(), E>|
+         -> Result<(), E> {
+            let head = get(heads, &db::join_key(&[vault, &name]))?;
+            let deleted = get(CF_DELETED, &object_key(vault, kind, &name))?;
+            match (head, deleted) {
+                (Some(head), _) => object.latest_version = db::decode::<String>(&head)?,
+                (None, Some(deleted)) => {
+                    let deleted: DeletedObjectRecord = db::decode(&deleted)?;
+                    object.latest_version = deleted.latest_version.clone();
+                    object.deleted = Some(deleted);
                 }
-                current = Some((name.to_owned(), vec![record]));
+                // Neither active nor deleted: nothing a reader could reach, so nothing to copy.
+                (None, None) => return Ok(()),
+            }
+            visit(VaultExportItem::Object(object))
+        };
+        let mut current: Option<(String, ExportedObject)> = None;
+        let iter = snapshot.iterator_cf(
+            db::cf(db, versions_cf)?,
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(StoreError::storage)?;
+            let Some(rest) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let name_len = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+            let name = std::str::from_utf8(&rest[..name_len]).map_err(StoreError::corrupt)?;
+            match &mut current {
+                Some((current_name, object)) if current_name == name => object.push(&value)?,
+                _ => {
+                    if let Some((done, object)) = current.take() {
+                        flush(done, object, &mut visit)?;
+                    }
+                    let mut object = ExportedObject::new(kind, String::new());
+                    object.push(&value)?;
+                    current = Some((name.to_owned(), object));
+                }
             }
         }
-    }
-    if let Some((done, versions)) = current.take() {
-        flush(done, versions, &mut visit)?;
+        if let Some((done, object)) = current.take() {
+            flush(done, object, &mut visit)?;
+        }
     }
     Ok(())
 }
@@ -783,9 +867,8 @@ pub(crate) fn export_object(
     else {
         return Ok(None);
     };
-    let latest_version: String = db::decode(&head)?;
+    let mut object = ExportedObject::new(kind, db::decode(&head)?);
     let prefix = db::prefix(&[vault, name]);
-    let mut versions = Vec::new();
     for item in snapshot.iterator_cf(
         db::cf(db, versions_cf)?,
         IteratorMode::From(&prefix, Direction::Forward),
@@ -794,15 +877,10 @@ pub(crate) fn export_object(
         if !key.starts_with(&prefix) {
             break;
         }
-        if versions.len() == max_versions {
+        if object.len() == max_versions {
             return Ok(Some(Err(max_versions + 1)));
         }
-        versions.push(db::decode::<SecretRecord>(&value)?);
+        object.push(&value)?;
     }
-    Ok(Some(Ok(ExportedObject {
-        kind,
-        latest_version,
-        deleted: None,
-        versions,
-    })))
+    Ok(Some(Ok(object)))
 }

@@ -11,8 +11,8 @@ use coffer_types::identity::{
     PrincipalRecord, RoleAssignmentRecord, SigningKeyRecord, TenantRecord,
 };
 use coffer_types::{
-    DeletedObjectRecord, DeletedVaultRecord, GeographyKeyRecord, ObjectKind, SecretRecord,
-    VaultRecord,
+    DeletedObjectRecord, DeletedVaultRecord, GeographyKeyRecord, KeyRecord,
+    KeyRotationPolicyRecord, ObjectKind, SecretRecord, VaultRecord,
 };
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::type_config::async_runtime::instant::Instant as _;
@@ -357,6 +357,64 @@ impl Store {
         max: usize,
     ) -> Result<Page<SecretRecord>, StoreError> {
         read::secret_versions(&self.db, vault, name, after, max)
+    }
+
+    /// A key version; `version: None` is the latest. Only active keys are read.
+    pub fn key(
+        &self,
+        vault: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        crate::keys::key(&self.db, vault, name, version)
+    }
+
+    /// The latest version of each key in `vault`, by name.
+    pub fn keys(
+        &self,
+        vault: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        crate::keys::keys(&self.db, vault, after, max)
+    }
+
+    pub fn key_versions(
+        &self,
+        vault: &str,
+        name: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        crate::keys::key_versions(&self.db, vault, name, after, max)
+    }
+
+    /// One key version, active or deleted (for deleted-key reads).
+    pub fn key_version_any_state(
+        &self,
+        vault: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        crate::keys::load_key(&self.db, vault, name, version)
+    }
+
+    /// The rotation policy of a key, by case-folded vault and name; `None` if it has none.
+    pub fn key_rotation_policy(
+        &self,
+        vault: &str,
+        name: &str,
+    ) -> Result<Option<KeyRotationPolicyRecord>, StoreError> {
+        crate::keys::load_policy(&self.db, vault, name)
+    }
+
+    /// Rotation policies of every vault, `max` at a time, resuming after `after`.
+    pub fn rotation_policies(
+        &self,
+        after: Option<&[u8]>,
+        max: usize,
+    ) -> Result<(Vec<crate::PolicyEntry>, Option<Vec<u8>>), StoreError> {
+        crate::keys::rotation_policies(&self.db, after, max)
     }
 
     /// A deleted object, by case-folded vault and name.
