@@ -80,8 +80,8 @@ fn restore_spool(data_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
 /// How often the leader looks for deleted objects and vaults past their retention.
 const PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Makes sure the geography has a backup key, then runs the purger for as long as the node
-/// runs (it acts only while this node leads).
+/// Makes sure the geography has a backup key, then runs the purger and the key rotation job
+/// for as long as the node runs (they act only while this node leads).
 async fn lifecycle_jobs(service: Service) {
     if let Err(e) = dev_identity::ensure_geography_key(&service).await {
         tracing::error!(error = %e, "no geography backup key");
@@ -93,6 +93,11 @@ async fn lifecycle_jobs(service: Service) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "purged deleted objects past their retention"),
             Err(e) => tracing::warn!(error = %e.message, "the purger failed"),
+        }
+        match service.rotate_due_keys().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rotated = n, "rotated keys whose rotation policy fell due"),
+            Err(e) => tracing::warn!(error = %e.message, "the key rotation job failed"),
         }
     }
 }

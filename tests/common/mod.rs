@@ -324,3 +324,34 @@ pub async fn single_node_store(dir: &Path) -> (coffer_store::Store, coffer_crypt
     let root = coffer_crypto::RootKey::generate(&dir.join("root.key")).unwrap();
     (store, root)
 }
+
+/// The Python interpreter of the environment `scripts/install-python-deps` creates (it holds
+/// `cryptography`, an implementation independent of Coffer's); `COFFER_VENV` names it if it is
+/// not in /var/tmp/coffer-venv.
+pub fn python_interpreter() -> PathBuf {
+    let venv = std::env::var("COFFER_VENV").unwrap_or_else(|_| "/var/tmp/coffer-venv".into());
+    let python = PathBuf::from(venv).join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/install-python-deps",
+        python.display()
+    );
+    python
+}
+
+/// Runs a Python script with arguments and returns its standard output; fails the test with
+/// its standard error if it fails.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python_interpreter())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("python prints UTF-8")
+}

@@ -20,4 +20,9 @@ pub enum CryptoError {
     /// says why and never holds key bytes or plaintext.
     #[error("backup: {0}")]
     Backup(String),
+    /// A key or key operation request that cannot be honoured (bad JWK, wrong algorithm for the key,
+    /// wrong digest length, bad ciphertext). The message is for the caller and never holds key bytes
+    /// or plaintext.
+    #[error("{0}")]
+    Key(String),
 }

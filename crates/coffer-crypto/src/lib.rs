@@ -1,5 +1,6 @@
 //! Coffer's cryptography: the key hierarchy (root key → per-vault data key → sealed value),
-//! secret-bearing byte types, credential hashing and the development PKI.
+//! secret-bearing byte types, credential hashing, the development PKI, and the keys of the
+//! Key Vault keys API (RSA, EC and AES material and their operations, in [`keys`]).
 //!
 //! Invariants: every secret-bearing type zeroizes on drop, is never `Copy`, and has a `Debug`
 //! that prints no bytes. Sealed values are bound by AES-GCM's additional data to the vault,
@@ -15,6 +16,7 @@ mod client_secret;
 mod error;
 pub mod jwt;
 mod keyfile;
+pub mod keys;
 pub mod pki;
 mod random;
 mod root;
@@ -25,6 +27,7 @@ mod token;
 pub use client_secret::{ClientSecretHash, generate_client_secret};
 pub use error::CryptoError;
 pub use keyfile::{create_private_file, read_private_file};
+pub use keys::{Encrypted, KeyMaterial, KeySpec, LoadedKey};
 pub use random::{fill_random, new_version};
 pub use root::RootKey;
 pub use seal::{DataKey, SealContext};

@@ -121,9 +121,10 @@ pub(crate) fn status_from(error: &Error, request_id: &str) -> Status {
         ErrorCode::BadParameter => tonic::Code::InvalidArgument,
         ErrorCode::Unauthorized => tonic::Code::Unauthenticated,
         ErrorCode::Forbidden => tonic::Code::PermissionDenied,
-        ErrorCode::VaultNotFound | ErrorCode::SecretNotFound | ErrorCode::NotFound => {
-            tonic::Code::NotFound
-        }
+        ErrorCode::VaultNotFound
+        | ErrorCode::SecretNotFound
+        | ErrorCode::KeyNotFound
+        | ErrorCode::NotFound => tonic::Code::NotFound,
         ErrorCode::Conflict => tonic::Code::AlreadyExists,
         ErrorCode::Throttled => tonic::Code::ResourceExhausted,
         ErrorCode::ServiceUnavailable => tonic::Code::Unavailable,

@@ -14,6 +14,7 @@ mod audit;
 mod convert;
 mod grpc;
 mod grpc_identity;
+mod grpc_keys;
 mod grpc_lifecycle;
 mod grpc_operator;
 mod http_routes;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_proto::v1::key_service_server::KeyServiceServer;
 use coffer_proto::v1::secret_service_server::SecretServiceServer;
 use coffer_proto::v1::vault_service_server::VaultServiceServer;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -52,6 +53,12 @@ pub async fn serve(
             SecretServiceServer::new(api.clone())
                 .max_decoding_message_size(MAX_SECRET_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_SECRET_MESSAGE_BYTES),
+        )
+        // A key backup holds up to 500 versions of a few KB each.
+        .add_service(
+            KeyServiceServer::new(api.clone())
+                .max_decoding_message_size(8 * 1024 * 1024)
+                .max_encoding_message_size(8 * 1024 * 1024),
         )
         .add_service(IdentityServiceServer::new(api.clone()))
         .add_service(AuthorizationServiceServer::new(api.clone()))

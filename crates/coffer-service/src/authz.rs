@@ -166,6 +166,20 @@ impl Service {
         }
     }
 
+    /// Refuses a caller whose tenant the vault does not accept; the check of operations that
+    /// need no permission beyond reaching the vault (random bytes).
+    pub(crate) fn check_vault_reachable(
+        &self,
+        ctx: &RequestContext,
+        vault: &VaultRecord,
+    ) -> Result<(), Error> {
+        let caller = ctx.caller();
+        if caller.is_superuser() {
+            return Ok(());
+        }
+        self.check_vault_tenant(caller, vault)
+    }
+
     /// Refuses a data operation on `vault` (and, for object operations, the object `name`)
     /// unless the vault's active model grants it.
     pub(crate) fn authorize_data(

@@ -1,4 +1,5 @@
-//! Backups: one object (`backup_secret`/`restore_secret`, Azure's semantics) and a whole vault
+//! Backups: one object (`backup_secret`/`restore_secret`, `backup_key`/`restore_key`, Azure's
+//! semantics) and a whole vault
 //! (`backup_vault`/`restore_vault`, for disaster recovery), and the geography keys that seal
 //! them.
 //!
@@ -21,6 +22,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use coffer_crypto::SecretString;
+use coffer_crypto::keys::KeyMaterial;
 use coffer_crypto::backup::{BackupHeader, FrameOpener, GeographyKey, encode_header, parse_header};
 use coffer_store::{
     Applied, Command, ExportedObject, LifecycleCommand, RestoredObject, VaultExportItem,
@@ -28,17 +30,19 @@ use coffer_store::{
 use coffer_types::authz::{DataOperation, Scope, mgmt};
 use coffer_types::limits::MAX_SECRET_VALUE_BYTES;
 use coffer_types::records::RECORD_FORMAT;
+use coffer_types::keys::{KeyOperation, KeyType};
 use coffer_types::{
-    DeletedObjectRecord, Error, ErrorCode, GeographyKeyRecord, InnerCode, ObjectKind, ObjectName,
-    SecretRecord, Sku, Tags, VaultName, VaultRecord, Version,
+    DeletedObjectRecord, Error, ErrorCode, GeographyKeyRecord, InnerCode, KeyRecord, ObjectKind,
+    ObjectName, SecretRecord, Sku, Tags, VaultName, VaultRecord, Version,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::request::{Consistency, RequestContext};
+use crate::keys::key_context;
 use crate::secrets::secret_context;
-use crate::{SecretBundle, Service};
+use crate::{KeyBundle, SecretBundle, Service};
 
 /// Azure's limit on the versions one object backup holds.
 pub const MAX_BACKUP_VERSIONS: usize = 500;
@@ -94,13 +98,17 @@ struct DeletedPayload {
     scheduled_purge_date: i64,
 }
 
-/// One version with its value in plaintext: exists only between unsealing from the store and
-/// sealing into a frame (or the reverse), and is wiped when dropped.
+/// One version with its value (a secret's value, a key's private material) in plaintext:
+/// exists only between unsealing from the store and sealing into a frame (or the reverse), and
+/// is wiped when dropped.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VersionPayload {
     version: String,
     value: String,
+    /// What a key version holds besides its material; absent for secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<KeyVersionPayload>,
     content_type: Option<String>,
     enabled: bool,
     not_before: Option<i64>,
@@ -108,6 +116,14 @@ struct VersionPayload {
     created: i64,
     updated: i64,
     tags: Tags,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyVersionPayload {
+    kty: KeyType,
+    key_ops: Vec<KeyOperation>,
+    imported: bool,
 }
 
 impl Drop for VersionPayload {
@@ -178,7 +194,7 @@ impl Service {
             id: key.id().to_owned(),
             geography: key.geography().to_owned(),
             sealed_key: key
-                .seal_with_root(self.keys.root())
+                .seal_with_root(self.data_keys.root())
                 .map_err(crypto_internal)?,
             added: self.clock.now_unix(),
             imported,
@@ -186,7 +202,7 @@ impl Service {
     }
 
     fn open_geography_key(&self, record: &GeographyKeyRecord) -> Result<GeographyKey, Error> {
-        GeographyKey::unseal_with_root(self.keys.root(), &record.geography, &record.sealed_key)
+        GeographyKey::unseal_with_root(self.data_keys.root(), &record.geography, &record.sealed_key)
             .map_err(|e| {
                 tracing::error!(id = %record.id, error = %e, "geography key does not unseal");
                 Error::internal("The geography backup key could not be opened with the root key.")
@@ -325,7 +341,7 @@ impl Service {
         }
     }
 
-    // One secret.
+    // One object.
 
     /// Every version of a secret with its attributes and tags, sealed with the geography key.
     pub async fn backup_secret(
@@ -334,24 +350,49 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<Vec<u8>, Error> {
+        self.backup_object(ctx, vault, name, DataOperation::SecretBackup)
+            .await
+    }
+
+    /// Every version of a key (its material, attributes and tags), sealed with the geography
+    /// key.
+    pub async fn backup_key(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+    ) -> Result<Vec<u8>, Error> {
+        self.backup_object(ctx, vault, name, DataOperation::KeyBackup)
+            .await
+    }
+
+    async fn backup_object(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+        operation: DataOperation,
+    ) -> Result<Vec<u8>, Error> {
+        let kind = operation.object_kind();
         let vault_name = VaultName::parse(vault)?;
         let name = ObjectName::parse(name)?;
         let vault = self.vault_for(&vault_name, ctx.consistency).await?;
-        self.authorize_data(ctx, &vault, DataOperation::SecretBackup, Some(&name.key()))?;
+        self.authorize_data(ctx, &vault, operation, Some(&name.key()))?;
         // One snapshot: a concurrent write or delete cannot tear the copy.
         let object = match self.store.export_object(
             &vault_name.key(),
-            ObjectKind::Secret,
+            kind,
             &name.key(),
             MAX_BACKUP_VERSIONS,
         )? {
+            None if kind == ObjectKind::Key => return Err(Error::key_not_found(name.as_str())),
             None => return Err(Error::secret_not_found(name.as_str())),
-            Some(Err(_)) => return Err(too_many_versions(name.as_str())),
+            Some(Err(_)) => return Err(too_many_versions(kind, name.as_str())),
             Some(Ok(object)) => object,
         };
         let payload = self.object_payload(&vault, object)?;
         let key = self.active_geography_key()?;
-        let header = key.header("secret", self.clock.now_unix());
+        let header = key.header(kind.as_str(), self.clock.now_unix());
         let frame = encode_frame(&Frame::Objects(vec![payload]))?;
         key.seal_blob(&header, &frame).map_err(crypto_internal)
     }
@@ -362,28 +403,46 @@ impl Service {
         vault: &VaultRecord,
         object: ExportedObject,
     ) -> Result<ObjectPayload, Error> {
-        let data_key = self.keys.data_key(vault)?;
+        let data_key = self.data_keys.data_key(vault)?;
         let vault_key = vault.name.to_ascii_lowercase();
-        let name = object
-            .versions
-            .iter()
-            .find(|v| v.version == object.latest_version)
-            .map(|v| v.name.clone())
+        let name = exported_name(&object)
             .ok_or_else(|| Error::internal("An object's latest version is missing."))?;
         let name_key = name.to_ascii_lowercase();
-        let mut versions = Vec::with_capacity(object.versions.len());
+        let unsealed = |context: coffer_crypto::SealContext<'_>, sealed: &[u8], version: &str| {
+            data_key.unseal(&context, sealed).map_err(|e| {
+                tracing::error!(vault = %vault.name, object = %name, version = %version, error = %e, "stored object does not unseal");
+                Error::internal("A stored object could not be decrypted.")
+            })
+        };
+        let mut versions = Vec::with_capacity(exported_len(&object));
         for record in object.versions {
             let context = secret_context(&vault_key, &name_key, &record.version);
-            let plain = data_key
-                .unseal(&context, &record.sealed_value)
-                .map_err(|e| {
-                    tracing::error!(vault = %vault.name, secret = %record.name, version = %record.version, error = %e, "stored secret does not unseal");
-                    Error::internal("A stored secret could not be decrypted.")
-                })?;
+            let plain = unsealed(context, &record.sealed_value, &record.version)?;
             versions.push(VersionPayload {
                 version: record.version,
                 value: B64.encode(plain.expose()),
+                key: None,
                 content_type: record.content_type,
+                enabled: record.enabled,
+                not_before: record.not_before,
+                expires: record.expires,
+                created: record.created,
+                updated: record.updated,
+                tags: record.tags,
+            });
+        }
+        for record in object.key_versions {
+            let context = key_context(&vault_key, &name_key, &record.version);
+            let plain = unsealed(context, &record.sealed_private, &record.version)?;
+            versions.push(VersionPayload {
+                version: record.version,
+                value: B64.encode(plain.expose()),
+                key: Some(KeyVersionPayload {
+                    kty: record.kty,
+                    key_ops: record.key_ops,
+                    imported: record.imported,
+                }),
+                content_type: None,
                 enabled: record.enabled,
                 not_before: record.not_before,
                 expires: record.expires,
@@ -413,15 +472,61 @@ impl Service {
         vault: &str,
         blob: &[u8],
     ) -> Result<SecretBundle, Error> {
+        let (vault, mut restored) = self
+            .restore_object(ctx, vault, blob, DataOperation::SecretRestore)
+            .await?;
+        let latest = restored
+            .versions
+            .drain(..)
+            .find(|v| v.version == restored.latest_version)
+            .ok_or_else(damaged)?;
+        Ok(SecretBundle {
+            vault,
+            record: latest,
+            value: None,
+        })
+    }
+
+    /// Restores a key backup into `vault`, as [`Service::restore_secret`] does a secret's.
+    pub async fn restore_key(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        blob: &[u8],
+    ) -> Result<KeyBundle, Error> {
+        let (vault, mut restored) = self
+            .restore_object(ctx, vault, blob, DataOperation::KeyRestore)
+            .await?;
+        let latest = restored
+            .key_versions
+            .drain(..)
+            .find(|v| v.version == restored.latest_version)
+            .ok_or_else(damaged)?;
+        Ok(KeyBundle {
+            vault,
+            record: latest,
+        })
+    }
+
+    /// Restores a one-object backup of the kind `operation` names; returns what was written
+    /// (this node may not have applied it yet).
+    async fn restore_object(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        blob: &[u8],
+        operation: DataOperation,
+    ) -> Result<(VaultRecord, RestoredObject), Error> {
+        let kind = operation.object_kind();
         let vault_name = VaultName::parse(vault)?;
         let vault = self
             .vault_for(&vault_name, Consistency::Linearizable)
             .await?;
-        self.authorize_data(ctx, &vault, DataOperation::SecretRestore, None)?;
+        self.authorize_data(ctx, &vault, operation, None)?;
         let Some((header, _)) = parse_header(blob).map_err(|_| damaged())? else {
             return Err(damaged());
         };
-        let key = self.key_for_backup(&header, "secret")?;
+        let key = self.key_for_backup(&header, kind.as_str())?;
         let (_, plain) = coffer_crypto::backup::open_blob(&key, blob).map_err(|_| damaged())?;
         let Frame::Objects(mut objects) = decode_frame(plain.expose())? else {
             return Err(damaged());
@@ -429,33 +534,22 @@ impl Service {
         let (Some(object), true) = (objects.pop(), objects.is_empty()) else {
             return Err(damaged());
         };
-        if object.deleted.is_some() {
+        if object.deleted.is_some() || object.kind != kind {
             return Err(damaged());
         }
         check_object(&object)?;
         let restored = self.restored_object(&vault, &object)?;
-        let latest = restored
-            .versions
-            .iter()
-            .find(|v| v.version == restored.latest_version)
-            .cloned()
-            .ok_or_else(damaged)?;
         let command = LifecycleCommand::RestoreObjects {
             vault: vault_name.key(),
             vault_id: vault.id.clone(),
-            objects: vec![restored],
+            objects: vec![restored.clone()],
         };
         match self
             .store
             .write(ctx.request_id().to_owned(), Command::Lifecycle(command))
             .await?
         {
-            // The record is what was just committed; this node may not have applied it yet.
-            Applied::Restored { .. } => Ok(SecretBundle {
-                vault,
-                record: latest,
-                value: None,
-            }),
+            Applied::Restored { .. } => Ok((vault, restored)),
             Applied::Failed(e) => Err(e),
             other => Err(Error::internal(format!(
                 "unexpected store answer {other:?}"
@@ -469,32 +563,64 @@ impl Service {
         vault: &VaultRecord,
         object: &ObjectPayload,
     ) -> Result<RestoredObject, Error> {
-        let data_key = self.keys.data_key(vault)?;
+        let data_key = self.data_keys.data_key(vault)?;
         let vault_key = vault.name.to_ascii_lowercase();
         let name = ObjectName::parse(&object.name).map_err(|_| damaged())?;
         let name_key = name.key();
-        let mut versions = Vec::with_capacity(object.versions.len());
+        let mut versions = Vec::new();
+        let mut key_versions = Vec::new();
         for v in &object.versions {
-            let value = decode_value(&v.value)?;
-            let context = secret_context(&vault_key, &name_key, &v.version);
-            let sealed_value = data_key.seal(&context, &value).map_err(crypto_internal)?;
-            versions.push(SecretRecord {
-                format: RECORD_FORMAT,
-                name: name.as_str().to_owned(),
-                version: v.version.clone(),
-                sealed_value,
-                content_type: v.content_type.clone(),
-                enabled: v.enabled,
-                not_before: v.not_before,
-                expires: v.expires,
-                created: v.created,
-                updated: v.updated,
-                tags: v.tags.clone(),
-            });
+            let value = decode_value(object.kind, &v.value)?;
+            match (object.kind, &v.key) {
+                (ObjectKind::Key, Some(key)) => {
+                    // Parsing checks the material, and gives the public parts and size.
+                    let material = KeyMaterial::from_bytes(&value).map_err(|_| damaged())?;
+                    if material.family() != key.kty.family() {
+                        return Err(damaged());
+                    }
+                    let context = key_context(&vault_key, &name_key, &v.version);
+                    let sealed_private = data_key.seal(&context, &value).map_err(crypto_internal)?;
+                    key_versions.push(KeyRecord {
+                        format: RECORD_FORMAT,
+                        name: name.as_str().to_owned(),
+                        version: v.version.clone(),
+                        kty: key.kty,
+                        key_ops: key.key_ops.clone(),
+                        key_size: material.key_size(),
+                        public: material.public_jwk(),
+                        sealed_private,
+                        enabled: v.enabled,
+                        not_before: v.not_before,
+                        expires: v.expires,
+                        created: v.created,
+                        updated: v.updated,
+                        tags: v.tags.clone(),
+                        imported: key.imported,
+                    });
+                }
+                (ObjectKind::Secret, None) => {
+                    let context = secret_context(&vault_key, &name_key, &v.version);
+                    let sealed_value = data_key.seal(&context, &value).map_err(crypto_internal)?;
+                    versions.push(SecretRecord {
+                        format: RECORD_FORMAT,
+                        name: name.as_str().to_owned(),
+                        version: v.version.clone(),
+                        sealed_value,
+                        content_type: v.content_type.clone(),
+                        enabled: v.enabled,
+                        not_before: v.not_before,
+                        expires: v.expires,
+                        created: v.created,
+                        updated: v.updated,
+                        tags: v.tags.clone(),
+                    });
+                }
+                _ => return Err(damaged()),
+            }
         }
         let deleted = object.deleted.as_ref().map(|d| DeletedObjectRecord {
             format: RECORD_FORMAT,
-            kind: ObjectKind::Secret,
+            kind: object.kind,
             name: name.as_str().to_owned(),
             latest_version: object.latest_version.clone(),
             deleted_date: d.deleted_date,
@@ -502,10 +628,10 @@ impl Service {
             scheduled_purge_date: vault.scheduled_purge_date(d.deleted_date),
         });
         Ok(RestoredObject {
-            kind: ObjectKind::Secret,
+            kind: object.kind,
             latest_version: object.latest_version.clone(),
             versions,
-            key_versions: Vec::new(),
+            key_versions,
             deleted,
         })
     }
@@ -525,7 +651,9 @@ impl Service {
             .await?;
         // Copying the vault hands out every value in it: it takes the data-plane backup
         // permission, which no read-only role holds.
+        // The backup holds every kind of object: the caller must be able to back up each.
         self.authorize_data(ctx, &vault, DataOperation::SecretBackup, None)?;
+        self.authorize_data(ctx, &vault, DataOperation::KeyBackup, None)?;
         let key = self.active_geography_key()?;
         let (tx, rx) = mpsc::channel(STREAM_DEPTH);
         let service = self.clone();
@@ -585,16 +713,22 @@ impl Service {
                         let Some(vault) = vault.as_ref() else {
                             return Err(Error::internal("vault export began without its vault"));
                         };
-                        if object.versions.len() > MAX_BACKUP_VERSIONS {
-                            let name = object.versions.first().map(|v| v.name.as_str());
-                            return Err(too_many_versions(name.unwrap_or("")));
+                        if exported_len(&object) > MAX_BACKUP_VERSIONS {
+                            let name = exported_name(&object).unwrap_or_default();
+                            return Err(too_many_versions(object.kind, &name));
                         }
                         objects += 1;
-                        versions += object.versions.len() as u64;
+                        versions += exported_len(&object) as u64;
                         let size: usize = object
                             .versions
                             .iter()
                             .map(|v| v.sealed_value.len() * 4 / 3 + 512)
+                            .chain(
+                                object
+                                    .key_versions
+                                    .iter()
+                                    .map(|v| v.sealed_private.len() * 4 / 3 + 512),
+                            )
                             .sum();
                         // One object per frame at most this large: 500 versions of 25 KB,
                         // base64, stay well under a frame's limit.
@@ -709,6 +843,7 @@ impl Service {
             tenant_id: ctx.caller().tenant.clone(),
         };
         self.authorize_data(ctx, &prospective, DataOperation::SecretRestore, None)?;
+        self.authorize_data(ctx, &prospective, DataOperation::KeyRestore, None)?;
         let created = self
             .create_vault(
                 &ctx.step("vault"),
@@ -786,6 +921,12 @@ impl Service {
                         .versions
                         .iter()
                         .map(|v| v.sealed_value.len() + 256)
+                        .chain(
+                            restored
+                                .key_versions
+                                .iter()
+                                .map(|v| v.sealed_private.len() + 1024),
+                        )
                         .sum::<usize>();
                     batch.push(restored);
                     if batch_bytes >= RESTORE_BATCH_BYTES || batch.len() >= RESTORE_BATCH_OBJECTS {
@@ -834,18 +975,49 @@ impl Service {
     }
 }
 
-fn too_many_versions(name: &str) -> Error {
+/// How many versions an exported object holds, whatever its kind.
+fn exported_len(object: &ExportedObject) -> usize {
+    object.versions.len() + object.key_versions.len()
+}
+
+/// The name of an exported object, as its latest version has it.
+fn exported_name(object: &ExportedObject) -> Option<String> {
+    let latest = &object.latest_version;
+    object
+        .versions
+        .iter()
+        .find(|v| &v.version == latest)
+        .map(|v| v.name.clone())
+        .or_else(|| {
+            object
+                .key_versions
+                .iter()
+                .find(|v| &v.version == latest)
+                .map(|v| v.name.clone())
+        })
+}
+
+fn too_many_versions(kind: ObjectKind, name: &str) -> Error {
     Error::bad_parameter(format!(
-        "The secret {} has more than {MAX_BACKUP_VERSIONS} versions, more than a backup holds.",
+        "The {} {} has more than {MAX_BACKUP_VERSIONS} versions, more than a backup holds.",
+        kind.as_str(),
         coffer_types::error::quote_user_text(name)
     ))
 }
 
+/// The largest key material a backup may hold (an RSA-4096 private key is about 2.4 KB).
+const MAX_KEY_MATERIAL_BYTES: usize = 16 * 1024;
+
 /// A backed-up value: base64 (so a value of control characters cannot blow up the frame the
-/// way JSON escapes would), at most the largest secret, UTF-8 as every stored secret is.
-fn decode_value(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+/// way JSON escapes would). A secret's is at most the largest secret and UTF-8, as every
+/// stored secret is; a key's is bounded material.
+fn decode_value(kind: ObjectKind, text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let bytes = Zeroizing::new(B64.decode(text).map_err(|_| damaged())?);
-    if bytes.len() > MAX_SECRET_VALUE_BYTES || std::str::from_utf8(&bytes).is_err() {
+    let ok = match kind {
+        ObjectKind::Key => bytes.len() <= MAX_KEY_MATERIAL_BYTES,
+        _ => bytes.len() <= MAX_SECRET_VALUE_BYTES && std::str::from_utf8(&bytes).is_ok(),
+    };
+    if !ok {
         return Err(damaged());
     }
     Ok(bytes)
@@ -855,14 +1027,14 @@ fn decode_value(text: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
 /// written: a kind this cluster stores, a valid name, 1 to 500 versions with valid, distinct
 /// ids, the latest among them, values and tags within limits.
 fn check_object(object: &ObjectPayload) -> Result<(), Error> {
-    if object.kind != ObjectKind::Secret {
+    if !matches!(object.kind, ObjectKind::Secret | ObjectKind::Key) {
         return Err(Error::bad_parameter(
             "The backup holds objects of a kind this cluster cannot restore.",
         ));
     }
     ObjectName::parse(&object.name).map_err(|_| damaged())?;
     if object.versions.len() > MAX_BACKUP_VERSIONS {
-        return Err(too_many_versions(&object.name));
+        return Err(too_many_versions(object.kind, &object.name));
     }
     if object.versions.is_empty()
         || !object
@@ -878,7 +1050,10 @@ fn check_object(object: &ObjectPayload) -> Result<(), Error> {
         if !ids.insert(v.version.as_str()) {
             return Err(damaged());
         }
-        decode_value(&v.value)?;
+        decode_value(object.kind, &v.value)?;
+        if v.key.is_some() != (object.kind == ObjectKind::Key) {
+            return Err(damaged());
+        }
         Tags::new(
             v.tags
                 .iter()

@@ -1,4 +1,4 @@
-//! The service layer: vault and secret operations, written once for every API.
+//! The service layer: vault, secret and key operations, written once for every API.
 //!
 //! The gRPC adapter (and later the Azure REST adapter) call these functions and translate
 //! their results; no operation is implemented anywhere else. This layer validates input,
@@ -14,6 +14,7 @@ mod backup;
 mod identity;
 mod identity_cache;
 mod keys;
+mod data_keys;
 mod lifecycle;
 mod operator;
 mod paging;
@@ -33,6 +34,10 @@ pub use auth::{Authenticator, Caller, CallerKind};
 pub use backup::BackupStream;
 pub use coffer_store::PeerStatus;
 pub use identity::{AddedCredential, CreatePrincipal, NewCredential};
+pub use keys::{
+    CreateKey, DeletedKeyBundle, ImportKey, KeyBundle, KeyOperationInput, KeyOperationOutcome,
+    KeyUpdate, LifetimeActionInput, MAX_KEY_OPERATION_BYTES, RotationPolicyBundle,
+};
 pub use lifecycle::DeletedSecretBundle;
 pub use operator::{JoinPeer, NodeIdentity};
 pub use paging::Listing;
@@ -51,7 +56,8 @@ pub const DEFAULT_GEOGRAPHY: &str = "dev";
 #[derive(Clone)]
 pub struct Service {
     store: Store,
-    keys: Arc<keys::KeyCache>,
+    data_keys: Arc<data_keys::KeyCache>,
+    loaded_keys: Arc<keys::LoadedKeys>,
     tokens: Arc<tokens::Tokens>,
     identity_cache: Arc<identity_cache::IdentityCache>,
     clock: Arc<dyn Clock>,
@@ -71,7 +77,8 @@ impl Service {
     ) -> Self {
         Self {
             store,
-            keys: Arc::new(keys::KeyCache::new(root)),
+            data_keys: Arc::new(data_keys::KeyCache::new(root)),
+            loaded_keys: Arc::default(),
             tokens: Arc::new(tokens::Tokens::new(identity)),
             identity_cache: Arc::default(),
             clock,

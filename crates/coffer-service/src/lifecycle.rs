@@ -1,4 +1,4 @@
-//! Soft-delete, recovery and purge of secrets and vaults, and the purger.
+//! Soft-delete, recovery and purge of objects (secrets, keys) and vaults, and the purger.
 //!
 //! The state machine holds the lifecycle (coffer-store `lifecycle`), written once for every
 //! object kind; this module adds validation, authorization and the clock. Deletion times come
@@ -8,7 +8,7 @@ use coffer_store::{Applied, Command, DuePurge, LifecycleCommand};
 use coffer_types::authz::{DataOperation, Scope, mgmt};
 use coffer_types::error::quote_user_text;
 use coffer_types::{
-    DeletedObjectRecord, DeletedVaultRecord, Error, ObjectKind, ObjectName, SecretRecord,
+    DeletedObjectRecord, DeletedVaultRecord, Error, ObjectName, SecretRecord,
     VaultName, VaultRecord,
 };
 
@@ -39,9 +39,9 @@ fn unexpected(applied: &Applied) -> Error {
 }
 
 impl Service {
-    /// The vault and secret a lifecycle operation names, once the caller may do `operation`
-    /// on the secret; the vault read linearizably, since a write follows.
-    async fn authorized_secret(
+    /// The vault and object a lifecycle operation names, once the caller may do `operation`
+    /// on the object; the vault read linearizably, since a write follows.
+    pub(crate) async fn authorized_object(
         &self,
         ctx: &RequestContext,
         vault: &str,
@@ -69,6 +69,123 @@ impl Service {
         )
     }
 
+    // Written once for every kind; `operation` names the kind and the permission it needs.
+
+    /// Deletes an object: every version moves to the deleted state, recoverable until its
+    /// scheduled purge date.
+    pub(crate) async fn delete_object(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+        operation: DataOperation,
+    ) -> Result<(VaultRecord, DeletedObjectRecord), Error> {
+        let (vault_name, name, vault) = self.authorized_object(ctx, vault, name, operation).await?;
+        let command = LifecycleCommand::DeleteObject {
+            vault: vault_name.key(),
+            kind: operation.object_kind(),
+            name: name.as_str().to_owned(),
+            deleted_date: self.clock.now_unix(),
+        };
+        match self.propose(ctx.request_id().to_owned(), command).await? {
+            Applied::DeletedObject(deleted) => Ok((vault, deleted)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(crate) async fn get_deleted_object(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+        operation: DataOperation,
+    ) -> Result<(VaultRecord, DeletedObjectRecord), Error> {
+        let vault_name = VaultName::parse(vault)?;
+        let name = ObjectName::parse(name)?;
+        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
+        self.authorize_data(ctx, &vault, operation, Some(&name.key()))?;
+        let kind = operation.object_kind();
+        let deleted = self
+            .store
+            .deleted_object(&vault_name.key(), kind, &name.key())?
+            .ok_or_else(|| Error::deleted_object_not_found(kind, name.as_str()))?;
+        Ok((vault, deleted))
+    }
+
+    pub(crate) async fn list_deleted_objects(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        operation: DataOperation,
+        max: Option<u32>,
+        page_token: Option<&str>,
+    ) -> Result<(VaultRecord, Listing<DeletedObjectRecord>), Error> {
+        let vault_name = VaultName::parse(vault)?;
+        let max = page_size(max)?;
+        let after = decode_token(page_token)?;
+        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
+        self.authorize_data(ctx, &vault, operation, None)?;
+        let page = self.store.deleted_objects(
+            &vault_name.key(),
+            operation.object_kind(),
+            after.as_deref(),
+            max,
+        )?;
+        Ok((
+            vault,
+            Listing {
+                items: page.items,
+                next_page_token: encode_token(page.next),
+            },
+        ))
+    }
+
+    /// Recovers a deleted object with all its versions.
+    pub(crate) async fn recover_object(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+        operation: DataOperation,
+    ) -> Result<(VaultRecord, DeletedObjectRecord), Error> {
+        let (vault_name, name, vault) = self.authorized_object(ctx, vault, name, operation).await?;
+        let command = LifecycleCommand::RecoverObject {
+            vault: vault_name.key(),
+            kind: operation.object_kind(),
+            name: name.as_str().to_owned(),
+        };
+        match self.propose(ctx.request_id().to_owned(), command).await? {
+            Applied::DeletedObject(recovered) => Ok((vault, recovered)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes a deleted object for good. Refused under purge protection.
+    pub(crate) async fn purge_object(
+        &self,
+        ctx: &RequestContext,
+        vault: &str,
+        name: &str,
+        operation: DataOperation,
+    ) -> Result<(), Error> {
+        let (vault_name, name, vault) = self.authorized_object(ctx, vault, name, operation).await?;
+        if vault.purge_protection {
+            return Err(Error::purge_protected());
+        }
+        let command = LifecycleCommand::PurgeObject {
+            vault: vault_name.key(),
+            kind: operation.object_kind(),
+            name: name.as_str().to_owned(),
+            due_at: None,
+        };
+        match self.propose(ctx.request_id().to_owned(), command).await? {
+            Applied::Deleted => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    // Secrets.
+
     /// Deletes a secret: every version moves to the deleted state, recoverable until its
     /// scheduled purge date.
     pub async fn delete_secret(
@@ -77,19 +194,10 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<DeletedSecretBundle, Error> {
-        let (vault_name, name, vault) = self
-            .authorized_secret(ctx, vault, name, DataOperation::SecretDelete)
+        let (vault, deleted) = self
+            .delete_object(ctx, vault, name, DataOperation::SecretDelete)
             .await?;
-        let command = LifecycleCommand::DeleteObject {
-            vault: vault_name.key(),
-            kind: ObjectKind::Secret,
-            name: name.as_str().to_owned(),
-            deleted_date: self.clock.now_unix(),
-        };
-        match self.propose(ctx.request_id().to_owned(), command).await? {
-            Applied::DeletedObject(deleted) => self.deleted_bundle(vault, deleted),
-            other => Err(unexpected(&other)),
-        }
+        self.deleted_bundle(vault, deleted)
     }
 
     fn deleted_bundle(
@@ -119,19 +227,9 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<DeletedSecretBundle, Error> {
-        let vault_name = VaultName::parse(vault)?;
-        let name = ObjectName::parse(name)?;
-        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
-        self.authorize_data(
-            ctx,
-            &vault,
-            DataOperation::SecretGetDeleted,
-            Some(&name.key()),
-        )?;
-        let deleted = self
-            .store
-            .deleted_object(&vault_name.key(), ObjectKind::Secret, &name.key())?
-            .ok_or_else(|| Error::deleted_object_not_found(ObjectKind::Secret, name.as_str()))?;
+        let (vault, deleted) = self
+            .get_deleted_object(ctx, vault, name, DataOperation::SecretGetDeleted)
+            .await?;
         self.deleted_bundle(vault, deleted)
     }
 
@@ -142,17 +240,9 @@ impl Service {
         max: Option<u32>,
         page_token: Option<&str>,
     ) -> Result<Listing<DeletedSecretBundle>, Error> {
-        let vault_name = VaultName::parse(vault)?;
-        let max = page_size(max)?;
-        let after = decode_token(page_token)?;
-        let vault = self.vault_for(&vault_name, ctx.consistency).await?;
-        self.authorize_data(ctx, &vault, DataOperation::SecretListDeleted, None)?;
-        let page = self.store.deleted_objects(
-            &vault_name.key(),
-            ObjectKind::Secret,
-            after.as_deref(),
-            max,
-        )?;
+        let (vault, page) = self
+            .list_deleted_objects(ctx, vault, DataOperation::SecretListDeleted, max, page_token)
+            .await?;
         let items = page
             .items
             .into_iter()
@@ -160,7 +250,7 @@ impl Service {
             .collect::<Result<_, _>>()?;
         Ok(Listing {
             items,
-            next_page_token: encode_token(page.next),
+            next_page_token: page.next_page_token,
         })
     }
 
@@ -171,25 +261,15 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<crate::SecretBundle, Error> {
-        let (vault_name, name, vault) = self
-            .authorized_secret(ctx, vault, name, DataOperation::SecretRecover)
+        let (vault, recovered) = self
+            .recover_object(ctx, vault, name, DataOperation::SecretRecover)
             .await?;
-        let command = LifecycleCommand::RecoverObject {
-            vault: vault_name.key(),
-            kind: ObjectKind::Secret,
-            name: name.as_str().to_owned(),
-        };
-        match self.propose(ctx.request_id().to_owned(), command).await? {
-            Applied::DeletedObject(recovered) => {
-                let bundle = self.deleted_bundle(vault, recovered)?;
-                Ok(crate::SecretBundle {
-                    vault: bundle.vault,
-                    record: bundle.record,
-                    value: None,
-                })
-            }
-            other => Err(unexpected(&other)),
-        }
+        let bundle = self.deleted_bundle(vault, recovered)?;
+        Ok(crate::SecretBundle {
+            vault: bundle.vault,
+            record: bundle.record,
+            value: None,
+        })
     }
 
     /// Removes a deleted secret for good. Refused under purge protection.
@@ -199,22 +279,8 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<(), Error> {
-        let (vault_name, name, vault) = self
-            .authorized_secret(ctx, vault, name, DataOperation::SecretPurge)
-            .await?;
-        if vault.purge_protection {
-            return Err(Error::purge_protected());
-        }
-        let command = LifecycleCommand::PurgeObject {
-            vault: vault_name.key(),
-            kind: ObjectKind::Secret,
-            name: name.as_str().to_owned(),
-            due_at: None,
-        };
-        match self.propose(ctx.request_id().to_owned(), command).await? {
-            Applied::Deleted => Ok(()),
-            other => Err(unexpected(&other)),
-        }
+        self.purge_object(ctx, vault, name, DataOperation::SecretPurge)
+            .await
     }
 
     /// Deletes a vault: it moves to the deleted state with its objects, and its name stays

@@ -152,7 +152,7 @@ impl Service {
             .with_inner(coffer_types::InnerCode::ForbiddenByRbac));
         }
         for vault in &export.vaults {
-            self.keys.data_key(vault).map_err(|_| {
+            self.data_keys.data_key(vault).map_err(|_| {
                 Error::bad_parameter(format!(
                     "The snapshot's vault {} was sealed under another root key; restore it \
                      into a cluster that uses the same root key.",

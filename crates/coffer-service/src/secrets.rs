@@ -76,7 +76,7 @@ pub(crate) fn secret_context<'a>(
 }
 
 /// A version given by a caller, where empty or absent means the latest.
-fn optional_version(version: Option<&str>) -> Result<Option<Version>, Error> {
+pub(crate) fn optional_version(version: Option<&str>) -> Result<Option<Version>, Error> {
     version
         .filter(|v| !v.is_empty())
         .map(Version::parse)
@@ -84,9 +84,9 @@ fn optional_version(version: Option<&str>) -> Result<Option<Version>, Error> {
 }
 
 /// Latest time we accept: 9999-12-31T23:59:59Z.
-const MAX_TIME: i64 = 253_402_300_799;
+pub(crate) const MAX_TIME: i64 = 253_402_300_799;
 
-fn validate_time(field: &str, t: Option<i64>) -> Result<(), Error> {
+pub(crate) fn validate_time(field: &str, t: Option<i64>) -> Result<(), Error> {
     match t {
         Some(t) if !(0..=MAX_TIME).contains(&t) => Err(Error::bad_parameter(format!(
             "The '{field}' attribute is out of range: it must be a time between 1970 and 9999."
@@ -187,7 +187,7 @@ impl Service {
         input: &SetSecret,
         tags: &Tags,
     ) -> Result<SecretRecord, Error> {
-        let key = self.keys.data_key(vault)?;
+        let key = self.data_keys.data_key(vault)?;
         let version = coffer_crypto::new_version().map_err(|e| Error::internal(e.to_string()))?;
         let (vault_key, name_key) = (vault_name.key(), name.key());
         let context = secret_context(&vault_key, &name_key, version.as_str());
@@ -241,7 +241,7 @@ impl Service {
         if !record.enabled {
             return Err(Error::secret_disabled("get"));
         }
-        let key = self.keys.data_key(&vault)?;
+        let key = self.data_keys.data_key(&vault)?;
         let (vault_key, name_key) = (vault_name.key(), name.key());
         let context = secret_context(&vault_key, &name_key, &record.version);
         let plain = key.unseal(&context, &record.sealed_value).map_err(|e| {

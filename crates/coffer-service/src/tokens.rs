@@ -313,7 +313,7 @@ impl Service {
         let (key, pkcs8) = SigningKey::generate().map_err(|e| Error::internal(e.to_string()))?;
         let kid = key.kid().to_owned();
         let sealed_key = self
-            .keys
+            .data_keys
             .root()
             .seal_internal(&signing_purpose(&kid), pkcs8.expose())
             .map_err(|e| Error::internal(e.to_string()))?;
@@ -373,7 +373,7 @@ impl Service {
             Error::internal("A token signing key could not be opened with this node's root key.")
         };
         let pkcs8 = self
-            .keys
+            .data_keys
             .root()
             .unseal_internal(&signing_purpose(&record.kid), &record.sealed_key)
             .map_err(|_| refused("does not unseal"))?;

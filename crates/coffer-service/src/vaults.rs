@@ -73,7 +73,7 @@ impl Service {
         validate_location(&input.location)?;
         let retention_days = VaultRecord::validate_retention(input.retention_days)?;
         let tags = Tags::new(input.tags)?;
-        let (_, wrapped_key) = self.keys.root().new_data_key(&name.key()).map_err(|e| {
+        let (_, wrapped_key) = self.data_keys.root().new_data_key(&name.key()).map_err(|e| {
             tracing::error!(error = %e, "creating a vault data key failed");
             Error::internal("Creating the vault's key failed.")
         })?;

@@ -19,7 +19,10 @@ pub mod tags;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, InnerCode};
-pub use keys::{KeyRecord, KeyRotationPolicyRecord};
+pub use keys::{
+    CurveName, EncryptionAlgorithm, JsonWebKey, KeyFamily, KeyOperation, KeyRecord,
+    KeyRotationPolicyRecord, KeyType, SignatureAlgorithm,
+};
 pub use names::{ObjectKind, ObjectName, VaultName, Version};
 pub use records::{
     DeletedObjectRecord, DeletedVaultRecord, GeographyKeyRecord, SecretRecord, Sku, VaultRecord,
