@@ -25,17 +25,6 @@ use coffer_proto::v1::identity_service_client::IdentityServiceClient;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use common::{DevServer, with_bearer};
 
-fn python() -> PathBuf {
-    let venv = std::env::var("COFFER_VENV").unwrap_or_else(|_| "/var/tmp/coffer-venv".into());
-    let python = PathBuf::from(venv).join("bin").join("python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/install-python-deps first",
-        python.display()
-    );
-    python
-}
-
 fn dev_env(server: &DevServer) -> Vec<(String, String)> {
     std::fs::read_to_string(server.data_dir.join("dev.env"))
         .unwrap()
@@ -56,7 +45,7 @@ fn env_value(env: &[(String, String)], key: &str) -> String {
 /// Runs tests/python/get_token.py with `kind`, only the given variables set (besides PATH).
 fn get_token(kind: &str, scope: &str, vars: &[(&str, String)]) -> (String, i64) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/get_token.py");
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(common::python_interpreter());
     cmd.arg(script).args([kind, scope]).env_clear();
     if let Ok(path) = std::env::var("PATH") {
         cmd.env("PATH", path);
@@ -148,7 +137,7 @@ async fn azure_identity_credentials_get_tokens_that_work() {
         ("IDENTITY_HEADER", "cft_not-the-header".to_owned()),
     ];
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/get_token.py");
-    let out = Command::new(python())
+    let out = Command::new(common::python_interpreter())
         .arg(script)
         .args(["managed-identity", &scope])
         .env_clear()

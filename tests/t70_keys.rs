@@ -112,14 +112,25 @@ fn input(name: &str, alg: &str, value: &[u8]) -> KeyOperationInput {
     }
 }
 
-async fn sign(node: &Node, name: &str, alg: &str, digest: &[u8]) -> Result<Vec<u8>, coffer_types::Error> {
+async fn sign(
+    node: &Node,
+    name: &str,
+    alg: &str,
+    digest: &[u8],
+) -> Result<Vec<u8>, coffer_types::Error> {
     node.service
         .sign(&admin(), V, name, None, alg, digest)
         .await
         .map(|o| o.value.to_vec())
 }
 
-async fn verify(node: &Node, name: &str, alg: &str, digest: &[u8], sig: &[u8]) -> Result<bool, coffer_types::Error> {
+async fn verify(
+    node: &Node,
+    name: &str,
+    alg: &str,
+    digest: &[u8],
+    sig: &[u8],
+) -> Result<bool, coffer_types::Error> {
     node.service
         .verify(&admin(), V, name, None, alg, digest, sig)
         .await
@@ -164,7 +175,10 @@ async fn every_key_type_is_created_with_public_parts_only() {
         assert_eq!(b.record.public.x.as_ref().unwrap().len(), len, "{crv}");
         assert_eq!(b.record.public.y.as_ref().unwrap().len(), len, "{crv}");
         assert!(!b.record.public.has_private_parts());
-        assert_eq!(b.record.key_ops, vec![KeyOperation::Sign, KeyOperation::Verify]);
+        assert_eq!(
+            b.record.key_ops,
+            vec![KeyOperation::Sign, KeyOperation::Verify]
+        );
     }
     for bits in [128u32, 192, 256] {
         let b = create(&node, &format!("aes{bits}"), "oct", bits, "").await;
@@ -174,12 +188,22 @@ async fn every_key_type_is_created_with_public_parts_only() {
         assert!(public.n.is_none() && public.x.is_none() && public.crv.is_none());
         assert!(!public.has_private_parts());
     }
-    let listed = node.service.list_keys(&admin(), V, None, None).await.unwrap();
+    let listed = node
+        .service
+        .list_keys(&admin(), V, None, None)
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 10);
-    let got = node.service.get_key(&admin(), V, "rsa2048", None).await.unwrap();
+    let got = node
+        .service
+        .get_key(&admin(), V, "rsa2048", None)
+        .await
+        .unwrap();
     assert!(!got.record.public.has_private_parts());
     // HSM key types need a premium vault.
-    let e = try_create(&node, "hsm", "RSA-HSM", 2048, "", &[]).await.unwrap_err();
+    let e = try_create(&node, "hsm", "RSA-HSM", 2048, "", &[])
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadParameter, "{e}");
 }
 
@@ -187,7 +211,12 @@ async fn every_key_type_is_created_with_public_parts_only() {
 async fn every_algorithm_round_trips_through_the_service() {
     let node = node().await;
     create(&node, "rsa", "RSA", 2048, "").await;
-    for (name, crv) in [("p256", "P-256"), ("p384", "P-384"), ("p521", "P-521"), ("k256", "P-256K")] {
+    for (name, crv) in [
+        ("p256", "P-256"),
+        ("p384", "P-384"),
+        ("p521", "P-521"),
+        ("k256", "P-256K"),
+    ] {
         create(&node, name, "EC", 0, crv).await;
     }
     for bits in [128u32, 192, 256] {
@@ -209,19 +238,34 @@ async fn every_algorithm_round_trips_through_the_service() {
         let d = digest(len, 1);
         let sig = sign(&node, name, alg, &d).await.unwrap();
         assert!(verify(&node, name, alg, &d, &sig).await.unwrap(), "{alg}");
-        assert!(!verify(&node, name, alg, &digest(len, 2), &sig).await.unwrap(), "{alg}");
+        assert!(
+            !verify(&node, name, alg, &digest(len, 2), &sig)
+                .await
+                .unwrap(),
+            "{alg}"
+        );
     }
     let plaintext = b"attack at dawn".to_vec();
     for alg in ["RSA1_5", "RSA-OAEP", "RSA-OAEP-256"] {
-        let enc = op(&node, KeyOperation::Encrypt, input("rsa", alg, &plaintext)).await.unwrap();
-        assert_ne!(enc.value.as_slice(), plaintext.as_slice());
-        let dec = op(&node, KeyOperation::Decrypt, input("rsa", alg, &enc.value)).await.unwrap();
-        assert_eq!(dec.value.as_slice(), plaintext.as_slice(), "{alg}");
-        let key = [9u8; 32];
-        let wrapped = op(&node, KeyOperation::WrapKey, input("rsa", alg, &key)).await.unwrap();
-        let unwrapped = op(&node, KeyOperation::UnwrapKey, input("rsa", alg, &wrapped.value))
+        let enc = op(&node, KeyOperation::Encrypt, input("rsa", alg, &plaintext))
             .await
             .unwrap();
+        assert_ne!(enc.value.as_slice(), plaintext.as_slice());
+        let dec = op(&node, KeyOperation::Decrypt, input("rsa", alg, &enc.value))
+            .await
+            .unwrap();
+        assert_eq!(dec.value.as_slice(), plaintext.as_slice(), "{alg}");
+        let key = [9u8; 32];
+        let wrapped = op(&node, KeyOperation::WrapKey, input("rsa", alg, &key))
+            .await
+            .unwrap();
+        let unwrapped = op(
+            &node,
+            KeyOperation::UnwrapKey,
+            input("rsa", alg, &wrapped.value),
+        )
+        .await
+        .unwrap();
         assert_eq!(unwrapped.value.as_slice(), &key, "{alg}");
     }
     for bits in [128u32, 192, 256] {
@@ -236,18 +280,26 @@ async fn every_algorithm_round_trips_through_the_service() {
         back.iv = enc.iv.clone();
         back.tag = enc.tag.clone();
         back.aad = b"header".to_vec();
-        let dec = op(&node, KeyOperation::Decrypt, back.clone()).await.unwrap();
+        let dec = op(&node, KeyOperation::Decrypt, back.clone())
+            .await
+            .unwrap();
         assert_eq!(dec.value.as_slice(), plaintext.as_slice());
         back.aad = b"other".to_vec();
         let e = op(&node, KeyOperation::Decrypt, back).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::BadParameter, "{e}");
         let kw = format!("A{bits}KW");
         let key = [7u8; 24];
-        let wrapped = op(&node, KeyOperation::WrapKey, input(&name, &kw, &key)).await.unwrap();
-        assert_eq!(wrapped.value.len(), 32);
-        let unwrapped = op(&node, KeyOperation::UnwrapKey, input(&name, &kw, &wrapped.value))
+        let wrapped = op(&node, KeyOperation::WrapKey, input(&name, &kw, &key))
             .await
             .unwrap();
+        assert_eq!(wrapped.value.len(), 32);
+        let unwrapped = op(
+            &node,
+            KeyOperation::UnwrapKey,
+            input(&name, &kw, &wrapped.value),
+        )
+        .await
+        .unwrap();
         assert_eq!(unwrapped.value.as_slice(), &key);
     }
 }
@@ -255,14 +307,20 @@ async fn every_algorithm_round_trips_through_the_service() {
 #[tokio::test]
 async fn operations_follow_key_ops_validity_dates_and_enabled() {
     let node = node().await;
-    try_create(&node, "signer", "EC", 0, "P-256", &["sign", "verify"]).await.unwrap();
-    try_create(&node, "verifier", "EC", 0, "P-256", &["verify"]).await.unwrap();
+    try_create(&node, "signer", "EC", 0, "P-256", &["sign", "verify"])
+        .await
+        .unwrap();
+    try_create(&node, "verifier", "EC", 0, "P-256", &["verify"])
+        .await
+        .unwrap();
     let d = digest(32, 3);
     let e = sign(&node, "verifier", "ES256", &d).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
     assert!(e.message.contains("sign"), "{e}");
     // EC keys cannot list encryption operations.
-    let e = try_create(&node, "bad", "EC", 0, "P-256", &["encrypt"]).await.unwrap_err();
+    let e = try_create(&node, "bad", "EC", 0, "P-256", &["encrypt"])
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadParameter, "{e}");
 
     let sig = sign(&node, "signer", "ES256", &d).await.unwrap();
@@ -274,7 +332,13 @@ async fn operations_follow_key_ops_validity_dates_and_enabled() {
     };
     // Not yet valid: sign refused, verify still works.
     node.service
-        .update_key(&admin(), V, "signer", None, update(None, Some(START + 100), None))
+        .update_key(
+            &admin(),
+            V,
+            "signer",
+            None,
+            update(None, Some(START + 100), None),
+        )
         .await
         .unwrap();
     let e = sign(&node, "signer", "ES256", &d).await.unwrap_err();
@@ -284,7 +348,13 @@ async fn operations_follow_key_ops_validity_dates_and_enabled() {
     sign(&node, "signer", "ES256", &d).await.unwrap();
     // Expired: sign refused, verify still works.
     node.service
-        .update_key(&admin(), V, "signer", None, update(None, None, Some(START + 300)))
+        .update_key(
+            &admin(),
+            V,
+            "signer",
+            None,
+            update(None, None, Some(START + 300)),
+        )
         .await
         .unwrap();
     node.clock.advance(100);
@@ -296,7 +366,9 @@ async fn operations_follow_key_ops_validity_dates_and_enabled() {
         .update_key(&admin(), V, "signer", None, update(Some(false), None, None))
         .await
         .unwrap();
-    let e = verify(&node, "signer", "ES256", &d, &sig).await.unwrap_err();
+    let e = verify(&node, "signer", "ES256", &d, &sig)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::Forbidden);
     assert_eq!(e.inner, Some(InnerCode::KeyDisabled));
     // key_ops can be narrowed by an update.
@@ -328,22 +400,68 @@ async fn bad_input_is_refused_clearly_and_writes_nothing() {
         e.message
     };
     // Digest length, unknown algorithm, algorithm for another key type or curve.
-    let m = bad(sign(&node, "rsa", "RS256", &digest(31, 0)).await.unwrap_err());
+    let m = bad(sign(&node, "rsa", "RS256", &digest(31, 0))
+        .await
+        .unwrap_err());
     assert!(m.contains("32"), "{m}");
-    bad(sign(&node, "rsa", "RS999", &digest(32, 0)).await.unwrap_err());
-    bad(sign(&node, "rsa", "ES256", &digest(32, 0)).await.unwrap_err());
-    bad(sign(&node, "ec", "ES384", &digest(48, 0)).await.unwrap_err());
-    bad(sign(&node, "ec", "PS256", &digest(32, 0)).await.unwrap_err());
-    bad(op(&node, KeyOperation::Encrypt, input("ec", "RSA-OAEP", b"x")).await.unwrap_err());
-    bad(op(&node, KeyOperation::Encrypt, input("aes", "A128GCM", b"x")).await.unwrap_err());
-    bad(op(&node, KeyOperation::WrapKey, input("aes", "A256GCM", &[0; 16])).await.unwrap_err());
-    bad(op(&node, KeyOperation::Encrypt, input("aes", "A256CBC", b"x")).await.unwrap_err());
+    bad(sign(&node, "rsa", "RS999", &digest(32, 0))
+        .await
+        .unwrap_err());
+    bad(sign(&node, "rsa", "ES256", &digest(32, 0))
+        .await
+        .unwrap_err());
+    bad(sign(&node, "ec", "ES384", &digest(48, 0))
+        .await
+        .unwrap_err());
+    bad(sign(&node, "ec", "PS256", &digest(32, 0))
+        .await
+        .unwrap_err());
+    bad(
+        op(&node, KeyOperation::Encrypt, input("ec", "RSA-OAEP", b"x"))
+            .await
+            .unwrap_err(),
+    );
+    bad(
+        op(&node, KeyOperation::Encrypt, input("aes", "A128GCM", b"x"))
+            .await
+            .unwrap_err(),
+    );
+    bad(op(
+        &node,
+        KeyOperation::WrapKey,
+        input("aes", "A256GCM", &[0; 16]),
+    )
+    .await
+    .unwrap_err());
+    bad(
+        op(&node, KeyOperation::Encrypt, input("aes", "A256CBC", b"x"))
+            .await
+            .unwrap_err(),
+    );
     // Corrupted ciphertext and tag.
-    let enc = op(&node, KeyOperation::Encrypt, input("rsa", "RSA-OAEP", b"secret")).await.unwrap();
+    let enc = op(
+        &node,
+        KeyOperation::Encrypt,
+        input("rsa", "RSA-OAEP", b"secret"),
+    )
+    .await
+    .unwrap();
     let mut corrupted = enc.value.to_vec();
     corrupted[10] ^= 1;
-    bad(op(&node, KeyOperation::Decrypt, input("rsa", "RSA-OAEP", &corrupted)).await.unwrap_err());
-    let enc = op(&node, KeyOperation::Encrypt, input("aes", "A256GCM", b"secret")).await.unwrap();
+    bad(op(
+        &node,
+        KeyOperation::Decrypt,
+        input("rsa", "RSA-OAEP", &corrupted),
+    )
+    .await
+    .unwrap_err());
+    let enc = op(
+        &node,
+        KeyOperation::Encrypt,
+        input("aes", "A256GCM", b"secret"),
+    )
+    .await
+    .unwrap();
     let mut back = input("aes", "A256GCM", &enc.value);
     back.iv = enc.iv.clone();
     back.tag = enc.tag.clone();
@@ -351,10 +469,22 @@ async fn bad_input_is_refused_clearly_and_writes_nothing() {
     bad(op(&node, KeyOperation::Decrypt, back).await.unwrap_err());
     // Oversized payloads.
     let huge = vec![0u8; coffer_service::MAX_KEY_OPERATION_BYTES + 1];
-    bad(op(&node, KeyOperation::Encrypt, input("aes", "A256GCM", &huge)).await.unwrap_err());
-    bad(op(&node, KeyOperation::Encrypt, input("rsa", "RSA-OAEP", &[1; 300])).await.unwrap_err());
+    bad(
+        op(&node, KeyOperation::Encrypt, input("aes", "A256GCM", &huge))
+            .await
+            .unwrap_err(),
+    );
+    bad(op(
+        &node,
+        KeyOperation::Encrypt,
+        input("rsa", "RSA-OAEP", &[1; 300]),
+    )
+    .await
+    .unwrap_err());
     // Sizes and exponents Coffer does not generate.
-    let e = try_create(&node, "small", "RSA", 1024, "", &[]).await.unwrap_err();
+    let e = try_create(&node, "small", "RSA", 1024, "", &[])
+        .await
+        .unwrap_err();
     bad(e);
     let e = node
         .service
@@ -371,14 +501,22 @@ async fn bad_input_is_refused_clearly_and_writes_nothing() {
         .await
         .unwrap_err();
     bad(e);
-    bad(try_create(&node, "dsa", "DSA", 0, "", &[]).await.unwrap_err());
-    bad(try_create(&node, "curve", "EC", 0, "P-192", &[]).await.unwrap_err());
+    bad(try_create(&node, "dsa", "DSA", 0, "", &[])
+        .await
+        .unwrap_err());
+    bad(try_create(&node, "curve", "EC", 0, "P-192", &[])
+        .await
+        .unwrap_err());
     // Nothing of the above wrote a version.
     for name in ["rsa", "ec", "aes"] {
         assert_eq!(version_count(&node, name).await, 1, "{name}");
     }
     for name in ["small", "e3", "dsa", "curve"] {
-        let e = node.service.get_key(&admin(), V, name, None).await.unwrap_err();
+        let e = node
+            .service
+            .get_key(&admin(), V, name, None)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::KeyNotFound, "{name}");
     }
 }
@@ -408,7 +546,11 @@ print(json.dumps(jwk))
     serde_json::from_str(&out).unwrap()
 }
 
-async fn import(node: &Node, name: &str, jwk: JsonWebKey) -> Result<KeyBundle, coffer_types::Error> {
+async fn import(
+    node: &Node,
+    name: &str,
+    jwk: JsonWebKey,
+) -> Result<KeyBundle, coffer_types::Error> {
     node.service
         .import_key(
             &admin(),
@@ -442,23 +584,38 @@ async fn imports_validate_the_key_and_refuse_mismatched_parts() {
     let mut mixed = rsa.clone();
     mixed.p = other.p.clone();
     mixed.q = other.q.clone();
-    assert_eq!(import(&node, "mixed-pq", mixed).await.unwrap_err().code, ErrorCode::BadParameter);
+    assert_eq!(
+        import(&node, "mixed-pq", mixed).await.unwrap_err().code,
+        ErrorCode::BadParameter
+    );
     let ec: JsonWebKey = serde_json::from_value(python_jwk("ec")).unwrap();
     let ec_other: JsonWebKey = serde_json::from_value(python_jwk("ec")).unwrap();
     let mut mixed = ec.clone();
     mixed.d = ec_other.d.clone();
-    assert_eq!(import(&node, "mixed-ec", mixed).await.unwrap_err().code, ErrorCode::BadParameter);
+    assert_eq!(
+        import(&node, "mixed-ec", mixed).await.unwrap_err().code,
+        ErrorCode::BadParameter
+    );
     // A public key alone, and an AES key of a size AES lacks.
-    let e = import(&node, "public", rsa.public_only()).await.unwrap_err();
+    let e = import(&node, "public", rsa.public_only())
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadParameter);
     let odd = JsonWebKey {
         kty: Some(KeyType::Oct),
         k: Some(vec![1; 20]),
         ..Default::default()
     };
-    assert_eq!(import(&node, "odd", odd).await.unwrap_err().code, ErrorCode::BadParameter);
+    assert_eq!(
+        import(&node, "odd", odd).await.unwrap_err().code,
+        ErrorCode::BadParameter
+    );
     for name in ["mixed-d", "mixed-pq", "mixed-ec", "public", "odd"] {
-        let e = node.service.get_key(&admin(), V, name, None).await.unwrap_err();
+        let e = node
+            .service
+            .get_key(&admin(), V, name, None)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::KeyNotFound, "{name}");
     }
     // The error never echoes key material.
@@ -503,7 +660,13 @@ print(ct.hex())
     let args = [n, x, y, hex(&rs), hex(&es), hex(&d32), hex(&d48)];
     let out = common::python(script, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let ct = unhex(out.trim());
-    let plain = op(&node, KeyOperation::Decrypt, input("rsa", "RSA-OAEP-256", &ct)).await.unwrap();
+    let plain = op(
+        &node,
+        KeyOperation::Decrypt,
+        input("rsa", "RSA-OAEP-256", &ct),
+    )
+    .await
+    .unwrap();
     assert_eq!(plain.value.as_slice(), b"from python");
     // A signature Python made with a key imported into Coffer verifies in Coffer.
     let jwk_script = r#"
@@ -525,7 +688,11 @@ print(json.dumps(dict(jwk=dict(kty="EC", crv="P-256K", x=b(pub.x), y=b(pub.y), d
     assert!(verify(&node, "k1", "ES256K", &digest, &sig).await.unwrap());
     let mut forged = sig.clone();
     forged[5] ^= 1;
-    assert!(!verify(&node, "k1", "ES256K", &digest, &forged).await.unwrap());
+    assert!(
+        !verify(&node, "k1", "ES256K", &digest, &forged)
+            .await
+            .unwrap()
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -587,7 +754,11 @@ async fn rotation_policies_rotate_due_keys_once() {
     node.clock.advance(1);
     assert_eq!(node.service.rotate_due_keys().await.unwrap(), 1);
     assert_eq!(node.service.rotate_due_keys().await.unwrap(), 0);
-    let latest = node.service.get_key(&admin(), V, "rotating", None).await.unwrap();
+    let latest = node
+        .service
+        .get_key(&admin(), V, "rotating", None)
+        .await
+        .unwrap();
     assert_ne!(latest.record.version, first.record.version);
     assert_eq!(latest.record.key_size, Some(3072));
     assert_eq!(latest.record.key_ops, first.record.key_ops);
@@ -598,12 +769,27 @@ async fn rotation_policies_rotate_due_keys_once() {
     let d = digest(32, 9);
     let sig = node
         .service
-        .sign(&admin(), V, "rotating", Some(&first.record.version), "RS256", &d)
+        .sign(
+            &admin(),
+            V,
+            "rotating",
+            Some(&first.record.version),
+            "RS256",
+            &d,
+        )
         .await
         .unwrap();
     assert!(
         node.service
-            .verify(&admin(), V, "rotating", Some(&first.record.version), "RS256", &d, &sig.value)
+            .verify(
+                &admin(),
+                V,
+                "rotating",
+                Some(&first.record.version),
+                "RS256",
+                &d,
+                &sig.value
+            )
             .await
             .unwrap()
     );
@@ -612,7 +798,10 @@ async fn rotation_policies_rotate_due_keys_once() {
     let rotated = node.service.rotate_key(&admin(), V, "curve").await.unwrap();
     assert_eq!(rotated.record.public.crv, Some(CurveName::P521));
     assert_eq!(version_count(&node, "curve").await, 2);
-    node.service.delete_key(&admin(), V, "rotating").await.unwrap();
+    node.service
+        .delete_key(&admin(), V, "rotating")
+        .await
+        .unwrap();
     node.clock.advance(60 * DAY_SECONDS);
     assert_eq!(node.service.rotate_due_keys().await.unwrap(), 0);
 }
@@ -624,26 +813,45 @@ async fn keys_share_the_soft_delete_lifecycle() {
     let d = digest(32, 1);
     let sig = sign(&node, "k", "ES256", &d).await.unwrap();
     let deleted = node.service.delete_key(&admin(), V, "k").await.unwrap();
-    assert_eq!(deleted.deleted.scheduled_purge_date, START + 7 * DAY_SECONDS);
+    assert_eq!(
+        deleted.deleted.scheduled_purge_date,
+        START + 7 * DAY_SECONDS
+    );
     let e = sign(&node, "k", "ES256", &d).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::KeyNotFound, "{e}");
-    let listed = node.service.list_deleted_keys(&admin(), V, None, None).await.unwrap();
+    let listed = node
+        .service
+        .list_deleted_keys(&admin(), V, None, None)
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 1);
-    let e = try_create(&node, "k", "EC", 0, "P-256", &[]).await.unwrap_err();
+    let e = try_create(&node, "k", "EC", 0, "P-256", &[])
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::Conflict);
     assert_eq!(e.inner, Some(InnerCode::ObjectIsDeletedButRecoverable));
-    node.service.recover_deleted_key(&admin(), V, "k").await.unwrap();
+    node.service
+        .recover_deleted_key(&admin(), V, "k")
+        .await
+        .unwrap();
     assert!(verify(&node, "k", "ES256", &d, &sig).await.unwrap());
     // Purge frees the name; the purger purges a key at the end of its retention.
     node.service.delete_key(&admin(), V, "k").await.unwrap();
-    node.service.purge_deleted_key(&admin(), V, "k").await.unwrap();
+    node.service
+        .purge_deleted_key(&admin(), V, "k")
+        .await
+        .unwrap();
     let fresh = create(&node, "k", "EC", 0, "P-256").await;
     assert_eq!(version_count(&node, "k").await, 1);
     assert!(!verify(&node, "k", "ES256", &d, &sig).await.unwrap());
     node.service.delete_key(&admin(), V, "k").await.unwrap();
     node.clock.advance(7 * DAY_SECONDS);
     assert_eq!(node.service.purge_due().await.unwrap(), 1);
-    let e = node.service.get_deleted_key(&admin(), V, "k").await.unwrap_err();
+    let e = node
+        .service
+        .get_deleted_key(&admin(), V, "k")
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::KeyNotFound, "{e}");
     let e = node
         .service
@@ -657,21 +865,46 @@ async fn keys_share_the_soft_delete_lifecycle() {
 async fn key_and_vault_backups_restore_the_same_material() {
     let node = node().await;
     create(&node, "signer", "RSA", 2048, "").await;
-    node.service.rotate_key(&admin(), V, "signer").await.unwrap();
+    node.service
+        .rotate_key(&admin(), V, "signer")
+        .await
+        .unwrap();
     create(&node, "wrapper", "oct", 256, "").await;
     let d = digest(32, 4);
     let sig = sign(&node, "signer", "RS256", &d).await.unwrap();
-    let wrapped = op(&node, KeyOperation::WrapKey, input("wrapper", "A256KW", &[3; 16]))
+    let wrapped = op(
+        &node,
+        KeyOperation::WrapKey,
+        input("wrapper", "A256KW", &[3; 16]),
+    )
+    .await
+    .unwrap();
+    let blob = node
+        .service
+        .backup_key(&admin(), V, "signer")
         .await
         .unwrap();
-    let blob = node.service.backup_key(&admin(), V, "signer").await.unwrap();
     // A key backup is no secret backup.
-    let e = node.service.restore_secret(&admin(), V, &blob).await.unwrap_err();
+    let e = node
+        .service
+        .restore_secret(&admin(), V, &blob)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadParameter);
-    let e = node.service.restore_key(&admin(), V, &blob).await.unwrap_err();
+    let e = node
+        .service
+        .restore_key(&admin(), V, &blob)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::Conflict, "{e}");
-    node.service.delete_key(&admin(), V, "signer").await.unwrap();
-    node.service.purge_deleted_key(&admin(), V, "signer").await.unwrap();
+    node.service
+        .delete_key(&admin(), V, "signer")
+        .await
+        .unwrap();
+    node.service
+        .purge_deleted_key(&admin(), V, "signer")
+        .await
+        .unwrap();
     let restored = node.service.restore_key(&admin(), V, &blob).await.unwrap();
     assert_eq!(restored.record.name, "signer");
     assert_eq!(version_count(&node, "signer").await, 2);
@@ -679,11 +912,28 @@ async fn key_and_vault_backups_restore_the_same_material() {
     let mut altered = blob.clone();
     let at = altered.len() - 20;
     altered[at] ^= 1;
-    node.service.delete_key(&admin(), V, "signer").await.unwrap();
-    node.service.purge_deleted_key(&admin(), V, "signer").await.unwrap();
-    let e = node.service.restore_key(&admin(), V, &altered).await.unwrap_err();
+    node.service
+        .delete_key(&admin(), V, "signer")
+        .await
+        .unwrap();
+    node.service
+        .purge_deleted_key(&admin(), V, "signer")
+        .await
+        .unwrap();
+    let e = node
+        .service
+        .restore_key(&admin(), V, &altered)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadParameter);
-    assert_eq!(node.service.get_key(&admin(), V, "signer", None).await.unwrap_err().code, ErrorCode::KeyNotFound);
+    assert_eq!(
+        node.service
+            .get_key(&admin(), V, "signer", None)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::KeyNotFound
+    );
     node.service.restore_key(&admin(), V, &blob).await.unwrap();
 
     // A whole-vault backup carries keys with their material.
@@ -693,13 +943,20 @@ async fn key_and_vault_backups_restore_the_same_material() {
         tx.send(chunk).await.unwrap();
     }
     drop(tx);
-    node.service.restore_vault(&admin(), "copy", None, rx).await.unwrap();
+    node.service
+        .restore_vault(&admin(), "copy", None, rx)
+        .await
+        .unwrap();
     let copy_sig = node
         .service
         .sign(&admin(), "copy", "signer", None, "RS256", &d)
         .await
         .unwrap();
-    assert_eq!(copy_sig.value.to_vec(), sig, "RSA PKCS#1 v1.5 signatures are deterministic");
+    assert_eq!(
+        copy_sig.value.to_vec(),
+        sig,
+        "RSA PKCS#1 v1.5 signatures are deterministic"
+    );
     let mut unwrap = input("wrapper", "A256KW", &wrapped.value);
     unwrap.vault = "copy".into();
     let key = op(&node, KeyOperation::UnwrapKey, unwrap).await.unwrap();
@@ -710,22 +967,39 @@ async fn key_and_vault_backups_restore_the_same_material() {
 async fn random_bytes_are_bounded() {
     let node = node().await;
     for count in [0, 129] {
-        let e = node.service.random_bytes(&admin(), V, count).await.unwrap_err();
+        let e = node
+            .service
+            .random_bytes(&admin(), V, count)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::BadParameter);
     }
     let a = node.service.random_bytes(&admin(), V, 128).await.unwrap();
     let b = node.service.random_bytes(&admin(), V, 128).await.unwrap();
     assert_eq!(a.len(), 128);
     assert_ne!(*a, *b);
-    assert_eq!(node.service.random_bytes(&admin(), V, 1).await.unwrap().len(), 1);
-    let e = node.service.random_bytes(&admin(), "nope", 8).await.unwrap_err();
+    assert_eq!(
+        node.service
+            .random_bytes(&admin(), V, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let e = node
+        .service
+        .random_bytes(&admin(), "nope", 8)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::VaultNotFound);
 }
 
 #[tokio::test]
 async fn key_material_is_sealed_at_rest() {
     let node = node().await;
-    let k: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    let k: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
     let jwk = JsonWebKey {
         kty: Some(KeyType::Oct),
         k: Some(k.clone()),
@@ -742,8 +1016,8 @@ async fn key_material_is_sealed_at_rest() {
         base64_url(&k).into_bytes(),
         base64_std(&k).into_bytes(),
         d[..32].to_vec(),
-        base64_std(&d)[..40].as_bytes().to_vec(),
-        base64_url(&d)[..40].as_bytes().to_vec(),
+        base64_std(&d).as_bytes()[..40].to_vec(),
+        base64_url(&d).as_bytes()[..40].to_vec(),
     ];
     let mut files = 0;
     for entry in walk(node.dir.path()) {
@@ -759,7 +1033,13 @@ async fn key_material_is_sealed_at_rest() {
     }
     assert!(files > 3, "the data directory was read ({files} files)");
     // The material is still usable: wrap with the known key, unwrap with AES-KW elsewhere.
-    let wrapped = op(&node, KeyOperation::WrapKey, input("known", "A256KW", &[5; 16])).await.unwrap();
+    let wrapped = op(
+        &node,
+        KeyOperation::WrapKey,
+        input("known", "A256KW", &[5; 16]),
+    )
+    .await
+    .unwrap();
     assert_eq!(wrapped.value.len(), 24);
 }
 

@@ -61,7 +61,11 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let mut keys = KeyServiceClient::new(channel);
-    for (name, kty, crv) in [("rsa", "RSA", ""), ("ec", "EC", "P-256"), ("aes", "oct", "")] {
+    for (name, kty, crv) in [
+        ("rsa", "RSA", ""),
+        ("ec", "EC", "P-256"),
+        ("aes", "oct", ""),
+    ] {
         keys.create_key(with_bearer(
             &server.token,
             pb::CreateKeyRequest {
@@ -153,7 +157,11 @@ async fn malformed_key_requests_are_client_errors_and_change_nothing() {
         ("missing", "RS256", vec![0; 32]),
     ];
     for (name, alg, digest) in sign_cases {
-        let case = format!("sign {name} {:?} {}", &alg[..alg.len().min(12)], digest.len());
+        let case = format!(
+            "sign {name} {:?} {}",
+            &alg[..alg.len().min(12)],
+            digest.len()
+        );
         let status = f
             .keys
             .sign(f.req(pb::SignRequest {
@@ -167,7 +175,9 @@ async fn malformed_key_requests_are_client_errors_and_change_nothing() {
             .unwrap_err();
         client_error(&status, &case);
     }
-    let op_cases: Vec<(&str, &str, Vec<u8>, Vec<u8>, Vec<u8>)> = vec![
+    // (key, alg, value, iv, tag)
+    type OpCase = (&'static str, &'static str, Vec<u8>, Vec<u8>, Vec<u8>);
+    let op_cases: Vec<OpCase> = vec![
         ("rsa", "RSA-OAEP", vec![1; 255], Vec::new(), Vec::new()),
         ("rsa", "RSA-OAEP", vec![1; 256], vec![1; 12], Vec::new()),
         ("aes", "A256GCM", vec![1; 40], Vec::new(), Vec::new()),
@@ -177,7 +187,12 @@ async fn malformed_key_requests_are_client_errors_and_change_nothing() {
         ("aes", "A128CBC", vec![1; 32], vec![1; 16], Vec::new()),
     ];
     for (name, alg, value, iv, tag) in op_cases {
-        let case = format!("decrypt {name} {alg} {} {} {}", value.len(), iv.len(), tag.len());
+        let case = format!(
+            "decrypt {name} {alg} {} {} {}",
+            value.len(),
+            iv.len(),
+            tag.len()
+        );
         let status = f
             .keys
             .decrypt(f.req(pb::KeyOperationRequest {
@@ -217,20 +232,21 @@ async fn malformed_key_requests_are_client_errors_and_change_nothing() {
     ] {
         let status = f
             .keys
-            .update_key_rotation_policy(f.req(pb::UpdateKeyRotationPolicyRequest {
-                vault: V.into(),
-                name: "rsa".into(),
-                lifetime_actions: actions
-                    .iter()
-                    .map(|(a, after, before)| pb::LifetimeAction {
-                        action: (*a).into(),
-                        time_after_create: (*after).into(),
-                        time_before_expiry: (*before).into(),
-                    })
-                    .collect(),
-                expiry_time: expiry.into(),
-                ..Default::default()
-            }))
+            .update_key_rotation_policy(
+                f.req(pb::UpdateKeyRotationPolicyRequest {
+                    vault: V.into(),
+                    name: "rsa".into(),
+                    lifetime_actions: actions
+                        .iter()
+                        .map(|(a, after, before)| pb::LifetimeAction {
+                            action: (*a).into(),
+                            time_after_create: (*after).into(),
+                            time_before_expiry: (*before).into(),
+                        })
+                        .collect(),
+                    expiry_time: expiry.into(),
+                }),
+            )
             .await
             .unwrap_err();
         client_error(&status, &format!("policy {actions:?} {expiry}"));
@@ -280,13 +296,24 @@ async fn random_imports_and_operations_never_fail_inside_the_server() {
             // Random bytes of an AES key's length are an AES key; nothing else random is a key.
             Ok(key) => {
                 let jwk = key.into_inner().key.unwrap();
-                assert_eq!(jwk.kty, "oct", "case {cases}: a random {} key imported", jwk.kty);
+                assert_eq!(
+                    jwk.kty, "oct",
+                    "case {cases}: a random {} key imported",
+                    jwk.kty
+                );
             }
             Err(status) => client_error(&status, &format!("import case {cases}")),
         }
         let name = rng.pick(&["rsa", "ec", "aes"]);
         let alg = rng.pick(&[
-            "RSA1_5", "RSA-OAEP", "RSA-OAEP-256", "A128GCM", "A256GCM", "A192KW", "A256KW", "PS256",
+            "RSA1_5",
+            "RSA-OAEP",
+            "RSA-OAEP-256",
+            "A128GCM",
+            "A256GCM",
+            "A192KW",
+            "A256KW",
+            "PS256",
         ]);
         let request = pb::KeyOperationRequest {
             vault: V.into(),
@@ -318,7 +345,10 @@ async fn random_imports_and_operations_never_fail_inside_the_server() {
             }))
             .await;
         match verified {
-            Ok(r) => assert!(!r.into_inner().value, "case {cases}: random signature verified"),
+            Ok(r) => assert!(
+                !r.into_inner().value,
+                "case {cases}: random signature verified"
+            ),
             Err(status) => client_error(&status, &format!("verify case {cases} {name} {alg}")),
         }
     }

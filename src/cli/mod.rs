@@ -1,5 +1,6 @@
-//! The client half of the binary: `coffer vault ...`, `coffer secret ...`, `coffer login`,
-//! `coffer identity ...`, `coffer role ...`, `coffer policy ...`, `coffer operator ...`.
+//! The client half of the binary: `coffer vault ...`, `coffer secret ...`, `coffer key ...`,
+//! `coffer rng`, `coffer login`, `coffer identity ...`, `coffer role ...`, `coffer policy ...`,
+//! `coffer operator ...`.
 //!
 //! Each command connects with [`ConnectOptions`] taken from the environment (`COFFER_ADDR` and
 //! `COFFER_CA_CERT`, overridable by `--addr` and `--ca-cert`) and authenticates with the first
@@ -16,10 +17,13 @@ mod deleted_view;
 mod geography;
 mod identity;
 mod identity_view;
+mod key;
+mod key_view;
 mod login;
 mod operator;
 mod output;
 mod policy;
+mod rng;
 mod role;
 mod role_view;
 mod secret;
@@ -41,6 +45,10 @@ pub enum ClientCommand {
     Vault(vault::VaultArgs),
     /// Manage secrets in a vault.
     Secret(secret::SecretArgs),
+    /// Manage keys in a vault and use them: encrypt, decrypt, wrap, unwrap, sign, verify.
+    Key(key::KeyArgs),
+    /// Random bytes from the node's random number generator.
+    Rng(rng::RngArgs),
     /// Sign in as a service principal; later commands use the saved token.
     Login(login::LoginArgs),
     /// Remove the token `coffer login` saved.
@@ -91,6 +99,8 @@ pub async fn run(command: ClientCommand) -> Result<(), CliError> {
     match command {
         ClientCommand::Vault(args) => vault::run(args).await,
         ClientCommand::Secret(args) => secret::run(args).await,
+        ClientCommand::Key(args) => key::run(args).await,
+        ClientCommand::Rng(args) => rng::run(args).await,
         ClientCommand::Login(args) => login::login(args).await,
         ClientCommand::Logout(args) => login::logout(args),
         ClientCommand::Identity(args) => identity::run(args).await,

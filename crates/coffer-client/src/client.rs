@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use coffer_proto::v1::authorization_service_client::AuthorizationServiceClient;
 use coffer_proto::v1::identity_service_client::IdentityServiceClient;
+use coffer_proto::v1::key_service_client::KeyServiceClient;
 use coffer_proto::v1::operator_service_client::OperatorServiceClient;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use coffer_proto::v1::vault_service_client::VaultServiceClient;
@@ -50,6 +51,7 @@ const FAILOVER_DEADLINE: Duration = Duration::from_secs(30);
 pub(crate) struct Node {
     pub(crate) vaults: VaultServiceClient<Transport>,
     pub(crate) secrets: SecretServiceClient<Transport>,
+    pub(crate) keys: KeyServiceClient<Transport>,
     pub(crate) operator: OperatorServiceClient<Transport>,
     pub(crate) identity: IdentityServiceClient<Transport>,
     pub(crate) authorization: AuthorizationServiceClient<Transport>,
@@ -174,6 +176,7 @@ impl CofferClient {
                 Node {
                     vaults: VaultServiceClient::with_interceptor(channel.clone(), auth.clone()),
                     secrets: SecretServiceClient::with_interceptor(channel.clone(), auth.clone()),
+                    keys: KeyServiceClient::with_interceptor(channel.clone(), auth.clone()),
                     identity: IdentityServiceClient::with_interceptor(
                         channel.clone(),
                         auth.clone(),

@@ -15,7 +15,9 @@
 //! [`CofferClient::restore_vault_from`]).
 //!
 //! Access tokens, client credentials and passphrases live in zeroize-on-drop [`Token`]s and no
-//! type in this crate prints one in `Debug` or `Display` output. This crate depends only on
+//! type in this crate prints one in `Debug` or `Display` output. What a key operation returns
+//! in the clear (a decrypted or unwrapped value, random bytes) comes back zeroize-on-drop too
+//! ([`Decrypted`]). This crate depends only on
 //! `coffer-proto` among Coffer's crates (never on server internals), so the client can be
 //! built and shipped on its own.
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ mod client;
 mod error;
 mod geography;
 mod identity;
+mod keys;
 mod lifecycle;
 mod login;
 mod oauth;
@@ -37,6 +40,7 @@ pub use coffer_proto::v1 as proto;
 pub use error::ClientError;
 pub use geography::ExportedGeographyKey;
 pub use identity::AddedCredential;
+pub use keys::Decrypted;
 pub use login::{ENV_CONFIG_DIR, SavedLogin};
 pub use oauth::{
     AccessToken, CLIENT_ASSERTION_TYPE, ClientAuth, fetch_https, request_token, token_endpoint,

@@ -54,7 +54,10 @@ fn key_to_pb(bundle: &KeyBundle, base: &UriBase, with_key: bool) -> pb::Key {
                 .collect(),
             n: bytes_or_none(&public.n),
             e: bytes_or_none(&public.e),
-            crv: public.crv.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            crv: public
+                .crv
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
             x: bytes_or_none(&public.x),
             y: bytes_or_none(&public.y),
             // Private parts are never returned.
@@ -140,10 +143,7 @@ fn policy_to_pb(bundle: RotationPolicyBundle, base: &UriBase) -> pb::KeyRotation
                 }
             })
             .collect(),
-        expiry_time: policy
-            .expiry_time
-            .map(|d| d.to_text())
-            .unwrap_or_default(),
+        expiry_time: policy.expiry_time.map(|d| d.to_text()).unwrap_or_default(),
         created: policy.created,
         updated: policy.updated,
     }
@@ -171,7 +171,12 @@ fn jwk_from_pb(mut key: pb::JsonWebKey) -> Result<JsonWebKey, Error> {
         Ok(jwk) => jwk,
         Err(e) => {
             for part in [
-                &mut key.d, &mut key.dp, &mut key.dq, &mut key.qi, &mut key.p, &mut key.q,
+                &mut key.d,
+                &mut key.dp,
+                &mut key.dq,
+                &mut key.qi,
+                &mut key.p,
+                &mut key.q,
                 &mut key.k,
             ] {
                 part.zeroize();
@@ -334,12 +339,7 @@ impl KeyService for GrpcApi {
             |r| Target::vault(&quote_user_text(&r.vault)),
             |r, ctx| async move {
                 let page = svc
-                    .list_keys(
-                        &ctx,
-                        &r.vault,
-                        Some(r.max_results),
-                        optional(&r.page_token),
-                    )
+                    .list_keys(&ctx, &r.vault, Some(r.max_results), optional(&r.page_token))
                     .await?;
                 Ok(key_page_to_pb(page, &base))
             },
@@ -605,12 +605,7 @@ impl KeyService for GrpcApi {
             |r| Target::vault(&quote_user_text(&r.vault)),
             |r, ctx| async move {
                 let page = svc
-                    .list_deleted_keys(
-                        &ctx,
-                        &r.vault,
-                        Some(r.max_results),
-                        optional(&r.page_token),
-                    )
+                    .list_deleted_keys(&ctx, &r.vault, Some(r.max_results), optional(&r.page_token))
                     .await?;
                 Ok(pb::ListDeletedKeysResponse {
                     keys: page
@@ -717,7 +712,10 @@ impl KeyService for GrpcApi {
 
 impl Audited for pb::Key {
     fn audited_id(&self) -> Option<String> {
-        Some(format!("{}/keys/{}/{}", self.vault, self.name, self.version))
+        Some(format!(
+            "{}/keys/{}/{}",
+            self.vault, self.name, self.version
+        ))
     }
 }
 impl Audited for pb::ListKeysResponse {}

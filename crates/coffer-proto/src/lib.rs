@@ -123,9 +123,11 @@ impl fmt::Debug for v1::AddCredentialResponse {
 impl fmt::Debug for v1::JsonWebKey {
     // Names the key; private parts appear only as whether they are present.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let private = [&self.d, &self.dp, &self.dq, &self.qi, &self.p, &self.q, &self.k]
-            .iter()
-            .any(|part| !part.is_empty());
+        let private = [
+            &self.d, &self.dp, &self.dq, &self.qi, &self.p, &self.q, &self.k,
+        ]
+        .iter()
+        .any(|part| !part.is_empty());
         f.debug_struct("JsonWebKey")
             .field("kid", &self.kid)
             .field("kty", &self.kty)

@@ -22,15 +22,15 @@ use base64::engine::general_purpose::STANDARD as B64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use coffer_crypto::SecretString;
-use coffer_crypto::keys::KeyMaterial;
 use coffer_crypto::backup::{BackupHeader, FrameOpener, GeographyKey, encode_header, parse_header};
+use coffer_crypto::keys::KeyMaterial;
 use coffer_store::{
     Applied, Command, ExportedObject, LifecycleCommand, RestoredObject, VaultExportItem,
 };
 use coffer_types::authz::{DataOperation, Scope, mgmt};
+use coffer_types::keys::{KeyOperation, KeyType};
 use coffer_types::limits::MAX_SECRET_VALUE_BYTES;
 use coffer_types::records::RECORD_FORMAT;
-use coffer_types::keys::{KeyOperation, KeyType};
 use coffer_types::{
     DeletedObjectRecord, Error, ErrorCode, GeographyKeyRecord, InnerCode, KeyRecord, ObjectKind,
     ObjectName, SecretRecord, Sku, Tags, VaultName, VaultRecord, Version,
@@ -39,8 +39,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::request::{Consistency, RequestContext};
 use crate::keys::key_context;
+use crate::request::{Consistency, RequestContext};
 use crate::secrets::secret_context;
 use crate::{KeyBundle, SecretBundle, Service};
 
@@ -579,7 +579,8 @@ impl Service {
                         return Err(damaged());
                     }
                     let context = key_context(&vault_key, &name_key, &v.version);
-                    let sealed_private = data_key.seal(&context, &value).map_err(crypto_internal)?;
+                    let sealed_private =
+                        data_key.seal(&context, &value).map_err(crypto_internal)?;
                     key_versions.push(KeyRecord {
                         format: RECORD_FORMAT,
                         name: name.as_str().to_owned(),

@@ -183,16 +183,18 @@ impl LoadedKeys {
         keys.insert(id, key);
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String, String), Arc<LoadedKey>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String, String), Arc<LoadedKey>>> {
         // A panic while holding the lock cannot leave the map half-updated.
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// What key material is sealed to: its vault and name (case-folded) and its version.
-pub(crate) fn key_context<'a>(vault_key: &'a str, name_key: &'a str, version: &'a str) -> SealContext<'a> {
+pub(crate) fn key_context<'a>(
+    vault_key: &'a str,
+    name_key: &'a str,
+    version: &'a str,
+) -> SealContext<'a> {
     SealContext {
         vault: vault_key,
         kind: ObjectKind::Key,
@@ -347,10 +349,18 @@ impl Service {
     // Creating keys.
 
     /// Creates a key (a new version when the name exists) with material generated here.
-    pub async fn create_key(&self, ctx: &RequestContext, input: CreateKey) -> Result<KeyBundle, Error> {
+    pub async fn create_key(
+        &self,
+        ctx: &RequestContext,
+        input: CreateKey,
+    ) -> Result<KeyBundle, Error> {
         let vault_name = VaultName::parse(&input.vault)?;
         let name = ObjectName::parse(&input.name)?;
-        let kty = KeyType::parse(if input.kty.is_empty() { "RSA" } else { &input.kty })?;
+        let kty = KeyType::parse(if input.kty.is_empty() {
+            "RSA"
+        } else {
+            &input.kty
+        })?;
         let key_ops = parse_ops(&input.key_ops, kty.family())?;
         validate_time("nbf", input.not_before)?;
         validate_time("exp", input.expires)?;
@@ -482,7 +492,7 @@ impl Service {
         let command = Command::PutKey {
             vault: vault_key,
             vault_id: vault.id.clone(),
-            record,
+            record: Box::new(record),
             expected_head: replaces,
         };
         let record = expect_key(self.store.write(request_id.to_owned(), command).await?)?;
@@ -574,9 +584,9 @@ impl Service {
             DataOperation::KeyListVersions,
             Some(&name.key()),
         )?;
-        let page = self
-            .store
-            .key_versions(&vault_name.key(), &name.key(), after.as_deref(), max)?;
+        let page =
+            self.store
+                .key_versions(&vault_name.key(), &name.key(), after.as_deref(), max)?;
         Ok(key_listing(&vault, page))
     }
 
@@ -722,6 +732,8 @@ impl Service {
         actions: &[LifetimeActionInput],
         expiry_time: Option<&str>,
     ) -> Result<RotationPolicyBundle, Error> {
+        VaultName::parse(vault)?;
+        ObjectName::parse(name)?;
         let (lifetime_actions, expiry_time) = parse_policy_input(actions, expiry_time)?;
         let now = self.clock.now_unix();
         let policy = KeyRotationPolicyRecord {
@@ -788,10 +800,7 @@ impl Service {
                 // Derived from the version it replaces: a retry of the same rotation is one
                 // request.
                 let request_id = format!("rotate-{}", latest.version);
-                match self
-                    .rotate_from(&request_id, &vault, &name, &latest)
-                    .await
-                {
+                match self.rotate_from(&request_id, &vault, &name, &latest).await {
                     Ok(bundle) => {
                         rotated += 1;
                         tracing::info!(vault = %vault.name, key = %latest.name, version = %bundle.record.version, "key rotated by its rotation policy");
@@ -898,8 +907,8 @@ impl Service {
                 "Algorithm {alg} wraps keys; use wrapKey and unwrapKey with it."
             )));
         }
-        if !alg.is_gcm() && !(input.iv.is_empty() && input.aad.is_empty() && input.tag.is_empty())
-        {
+        let gcm_fields = !input.iv.is_empty() || !input.aad.is_empty() || !input.tag.is_empty();
+        if !alg.is_gcm() && gcm_fields {
             return Err(Error::bad_parameter(format!(
                 "Algorithm {alg} takes no iv, aad or tag."
             )));

@@ -11,10 +11,10 @@
 mod auth;
 mod authz;
 mod backup;
+mod data_keys;
 mod identity;
 mod identity_cache;
 mod keys;
-mod data_keys;
 mod lifecycle;
 mod operator;
 mod paging;

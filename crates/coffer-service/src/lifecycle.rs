@@ -8,8 +8,8 @@ use coffer_store::{Applied, Command, DuePurge, LifecycleCommand};
 use coffer_types::authz::{DataOperation, Scope, mgmt};
 use coffer_types::error::quote_user_text;
 use coffer_types::{
-    DeletedObjectRecord, DeletedVaultRecord, Error, ObjectName, SecretRecord,
-    VaultName, VaultRecord,
+    DeletedObjectRecord, DeletedVaultRecord, Error, ObjectName, SecretRecord, VaultName,
+    VaultRecord,
 };
 
 use crate::paging::{decode_token, encode_token, page_size};
@@ -241,7 +241,13 @@ impl Service {
         page_token: Option<&str>,
     ) -> Result<Listing<DeletedSecretBundle>, Error> {
         let (vault, page) = self
-            .list_deleted_objects(ctx, vault, DataOperation::SecretListDeleted, max, page_token)
+            .list_deleted_objects(
+                ctx,
+                vault,
+                DataOperation::SecretListDeleted,
+                max,
+                page_token,
+            )
             .await?;
         let items = page
             .items

@@ -73,10 +73,14 @@ impl Service {
         validate_location(&input.location)?;
         let retention_days = VaultRecord::validate_retention(input.retention_days)?;
         let tags = Tags::new(input.tags)?;
-        let (_, wrapped_key) = self.data_keys.root().new_data_key(&name.key()).map_err(|e| {
-            tracing::error!(error = %e, "creating a vault data key failed");
-            Error::internal("Creating the vault's key failed.")
-        })?;
+        let (_, wrapped_key) = self
+            .data_keys
+            .root()
+            .new_data_key(&name.key())
+            .map_err(|e| {
+                tracing::error!(error = %e, "creating a vault data key failed");
+                Error::internal("Creating the vault's key failed.")
+            })?;
         let id = coffer_crypto::new_version().map_err(|e| Error::internal(e.to_string()))?;
         let now = self.clock.now_unix();
         let record = VaultRecord {

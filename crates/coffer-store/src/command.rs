@@ -48,7 +48,7 @@ pub enum Command {
     PutKey {
         vault: String,
         vault_id: String,
-        record: KeyRecord,
+        record: Box<KeyRecord>,
         expected_head: Option<String>,
     },
     /// Changes attributes of one key version; `version: None` means the latest.

@@ -9,8 +9,8 @@ use coffer_types::VaultRecord;
 
 use crate::command::{Applied, Command, RestoredRecord};
 use crate::db::{
-    self, CF_DELETED, CF_DELETED_VAULTS, CF_GEOGRAPHY_KEYS, CF_HEADS, CF_IDENTITY, CF_KEY_HEADS, CF_KEY_POLICIES, CF_KEYS, CF_PURGE_QUEUE,
-    CF_SECRETS, CF_VAULTS, STATE_CFS,
+    self, CF_DELETED, CF_DELETED_VAULTS, CF_GEOGRAPHY_KEYS, CF_HEADS, CF_IDENTITY, CF_KEY_HEADS,
+    CF_KEY_POLICIES, CF_KEYS, CF_PURGE_QUEUE, CF_SECRETS, CF_VAULTS, STATE_CFS,
 };
 use crate::state_machine::{decode_snapshot, encode_snapshot};
 use crate::{Store, StoreError};

@@ -33,16 +33,17 @@ pub(crate) fn load_key(
     name: &str,
     version: &str,
 ) -> Result<Option<KeyRecord>, StoreError> {
-    db.get_cf(
-        db::cf(db, CF_KEYS)?,
-        db::join_key(&[vault, name, version]),
-    )
-    .map_err(StoreError::storage)?
-    .map(|bytes| db::decode(&bytes))
-    .transpose()
+    db.get_cf(db::cf(db, CF_KEYS)?, db::join_key(&[vault, name, version]))
+        .map_err(StoreError::storage)?
+        .map(|bytes| db::decode(&bytes))
+        .transpose()
 }
 
-pub(crate) fn load_key_head(db: &DB, vault: &str, name: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn load_key_head(
+    db: &DB,
+    vault: &str,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
     load_head_in(db, CF_KEY_HEADS, vault, name)
 }
 

@@ -41,9 +41,9 @@ pub use command::{
     Applied, Command, IdentityCommand, KeyPatch, LifecycleCommand, Proposal, RestoredRecord,
     SecretPatch, VaultPatch,
 };
-pub use keys::PolicyEntry;
 pub use error::StoreError;
 pub use export::Export;
+pub use keys::PolicyEntry;
 pub use lifecycle::{DuePurge, ExportedObject, RestoredObject, VaultExportItem};
 pub use read::Page;
 pub use store::{Bootstrap, Member, RaftTimeouts, Store, StoreConfig, StoreStatus};

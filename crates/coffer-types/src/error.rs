@@ -233,9 +233,7 @@ impl Error {
     pub fn key_not_yet_valid(operation: &str) -> Self {
         Self::new(
             ErrorCode::Forbidden,
-            format!(
-                "Operation {operation} is not allowed before the key's activation time (nbf)."
-            ),
+            format!("Operation {operation} is not allowed before the key's activation time (nbf)."),
         )
     }
 

@@ -252,9 +252,11 @@ pub struct JsonWebKey {
 impl JsonWebKey {
     /// Whether any private part is present.
     pub fn has_private_parts(&self) -> bool {
-        [&self.d, &self.dp, &self.dq, &self.qi, &self.p, &self.q, &self.k]
-            .iter()
-            .any(|part| part.is_some())
+        [
+            &self.d, &self.dp, &self.dq, &self.qi, &self.p, &self.q, &self.k,
+        ]
+        .iter()
+        .any(|part| part.is_some())
     }
 
     /// The key with every private part removed.
@@ -495,8 +497,8 @@ pub struct LifetimeAction {
 /// The smallest rotation interval Azure allows: 7 days after creation or before expiry.
 pub const MIN_ROTATION_DAYS: u64 = 7;
 
-/// A key's rotation policy. Keys without one have the default: a Notify action 30 days
-/// before expiry, and no automatic rotation.
+/// A key's rotation policy. A key without one is shown with no actions: it is never rotated
+/// automatically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRotationPolicyRecord {
     pub format: u16,
@@ -605,7 +607,10 @@ mod tests {
         for alg in EncryptionAlgorithm::ALL {
             assert_eq!(EncryptionAlgorithm::parse(alg.as_str()).unwrap(), *alg);
         }
-        assert_eq!(KeyOperation::parse("wrapKey").unwrap(), KeyOperation::WrapKey);
+        assert_eq!(
+            KeyOperation::parse("wrapKey").unwrap(),
+            KeyOperation::WrapKey
+        );
         let err = SignatureAlgorithm::parse("rs256").unwrap_err();
         assert_eq!(err.code, crate::ErrorCode::BadParameter);
         assert!(err.message.contains("RS256"), "{}", err.message);
@@ -645,7 +650,11 @@ mod tests {
             name: "k".into(),
             version: "v".into(),
             kty: KeyType::Rsa,
-            key_ops: vec![KeyOperation::Sign, KeyOperation::Verify, KeyOperation::Decrypt],
+            key_ops: vec![
+                KeyOperation::Sign,
+                KeyOperation::Verify,
+                KeyOperation::Decrypt,
+            ],
             key_size: Some(2048),
             public: JsonWebKey::default(),
             sealed_private: vec![1, 2, 3],
@@ -679,13 +688,18 @@ mod tests {
         let d = IsoDuration::parse("P1Y2M10D").unwrap();
         assert_eq!((d.years, d.months, d.days), (1, 2, 10));
         assert_eq!(IsoDuration::parse("P2W").unwrap().days, 14);
-        for bad in ["", "P", "90D", "P1D2Y", "PT1H", "P1.5D", "P-1D", "P1Y1Y", "P999999D"] {
+        for bad in [
+            "", "P", "90D", "P1D2Y", "PT1H", "P1.5D", "P-1D", "P1Y1Y", "P999999D",
+        ] {
             assert!(IsoDuration::parse(bad).is_err(), "{bad}");
         }
         // 2024-01-31 + P1M = 2024-02-29 (clamped to the month's end).
         let jan31 = 1_706_659_200;
         let feb29 = 1_709_164_800;
-        assert_eq!(IsoDuration::parse("P1M").unwrap().shift(jan31, false), Some(feb29));
+        assert_eq!(
+            IsoDuration::parse("P1M").unwrap().shift(jan31, false),
+            Some(feb29)
+        );
         let p90d = IsoDuration::parse("P90D").unwrap();
         assert_eq!(p90d.shift(0, false), Some(90 * 86_400));
         assert_eq!(p90d.shift(90 * 86_400, true), Some(0));
@@ -710,8 +724,16 @@ mod tests {
         assert!(p(vec![rotate(after("P30D"))], None).validate().is_ok());
         assert!(p(vec![rotate(after("P6D"))], None).validate().is_err());
         assert!(p(vec![rotate(before("P30D"))], None).validate().is_err());
-        assert!(p(vec![rotate(before("P30D"))], Some("P90D")).validate().is_ok());
-        assert!(p(vec![rotate(before("P90D"))], Some("P90D")).validate().is_err());
+        assert!(
+            p(vec![rotate(before("P30D"))], Some("P90D"))
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            p(vec![rotate(before("P90D"))], Some("P90D"))
+                .validate()
+                .is_err()
+        );
         let twice = vec![rotate(after("P30D")), rotate(after("P40D"))];
         assert!(p(twice, None).validate().is_err());
         let policy = p(vec![rotate(after("P30D"))], None);
