@@ -18,6 +18,7 @@ mod geography;
 mod identity;
 mod identity_view;
 mod key;
+mod key_input;
 mod key_view;
 mod login;
 mod operator;
