@@ -14,6 +14,8 @@ mod backup;
 mod data_keys;
 mod identity;
 mod identity_cache;
+mod key_operations;
+mod key_rotation;
 mod keys;
 mod lifecycle;
 mod operator;
@@ -34,10 +36,9 @@ pub use auth::{Authenticator, Caller, CallerKind};
 pub use backup::BackupStream;
 pub use coffer_store::PeerStatus;
 pub use identity::{AddedCredential, CreatePrincipal, NewCredential};
-pub use keys::{
-    CreateKey, DeletedKeyBundle, ImportKey, KeyBundle, KeyOperationInput, KeyOperationOutcome,
-    KeyUpdate, LifetimeActionInput, MAX_KEY_OPERATION_BYTES, RotationPolicyBundle,
-};
+pub use key_operations::{KeyOperationInput, KeyOperationOutcome, MAX_KEY_OPERATION_BYTES};
+pub use key_rotation::{LifetimeActionInput, RotationPolicyBundle};
+pub use keys::{CreateKey, DeletedKeyBundle, ImportKey, KeyBundle, KeyUpdate};
 pub use lifecycle::DeletedSecretBundle;
 pub use operator::{JoinPeer, NodeIdentity};
 pub use paging::Listing;
@@ -57,7 +58,7 @@ pub const DEFAULT_GEOGRAPHY: &str = "dev";
 pub struct Service {
     store: Store,
     data_keys: Arc<data_keys::KeyCache>,
-    loaded_keys: Arc<keys::LoadedKeys>,
+    loaded_keys: Arc<key_operations::LoadedKeys>,
     tokens: Arc<tokens::Tokens>,
     identity_cache: Arc<identity_cache::IdentityCache>,
     clock: Arc<dyn Clock>,
