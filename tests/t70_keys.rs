@@ -622,8 +622,13 @@ async fn imports_validate_the_key_and_refuse_mismatched_parts() {
     let mut mixed = rsa.clone();
     mixed.d = other.d.clone();
     let e = import(&node, "mixed-d", mixed).await.unwrap_err();
-    let d_text = base64_url(rsa.d.as_ref().unwrap());
-    assert!(!e.message.contains(&d_text[..16]), "{e}");
+    for key in [&rsa, &other] {
+        for part in [&key.d, &key.p, &key.q] {
+            let bytes = part.as_ref().unwrap();
+            assert!(!e.message.contains(&base64_url(bytes)[..16]), "{e}");
+            assert!(!e.message.contains(&hex(bytes)[..16]), "{e}");
+        }
+    }
 }
 
 fn base64_url(bytes: &[u8]) -> String {
@@ -804,6 +809,76 @@ async fn rotation_policies_rotate_due_keys_once() {
         .unwrap();
     node.clock.advance(60 * DAY_SECONDS);
     assert_eq!(node.service.rotate_due_keys().await.unwrap(), 0);
+    node.service
+        .recover_deleted_key(&admin(), V, "rotating")
+        .await
+        .unwrap();
+    assert_eq!(
+        version_count(&node, "rotating").await,
+        2,
+        "the deleted key was not rotated"
+    );
+}
+
+#[tokio::test]
+async fn restored_copies_of_a_key_rotate_on_their_own() {
+    let node = node().await;
+    vault(&node, "second-vault").await;
+    create(&node, "shared", "EC", 0, "P-256").await;
+    let blob = node
+        .service
+        .backup_key(&admin(), V, "shared")
+        .await
+        .unwrap();
+    node.service
+        .restore_key(&admin(), "second-vault", &blob)
+        .await
+        .unwrap();
+    // Both copies carry the same version id; each rotates by its own policy.
+    for vault in [V, "second-vault"] {
+        node.service
+            .update_key_rotation_policy(&admin(), vault, "shared", &rotate_after("P30D"), None)
+            .await
+            .unwrap();
+    }
+    node.clock.advance(30 * DAY_SECONDS);
+    assert_eq!(node.service.rotate_due_keys().await.unwrap(), 2);
+    for vault in [V, "second-vault"] {
+        let versions = node
+            .service
+            .list_key_versions(&admin(), vault, "shared", None, None)
+            .await
+            .unwrap();
+        assert_eq!(versions.items.len(), 2, "{vault}");
+    }
+    // A policy whose months could make a year is refused: it would fall due at creation.
+    let before = vec![LifetimeActionInput {
+        action: "Rotate".into(),
+        time_after_create: None,
+        time_before_expiry: Some("P12M".into()),
+    }];
+    let e = node
+        .service
+        .update_key_rotation_policy(&admin(), V, "shared", &before, Some("P1Y"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadParameter, "{e}");
+    // An empty operation list does not widen a key's operations.
+    let e = node
+        .service
+        .update_key(
+            &admin(),
+            V,
+            "shared",
+            None,
+            KeyUpdate {
+                key_ops: Some(Vec::new()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadParameter, "{e}");
 }
 
 #[tokio::test]
@@ -936,7 +1011,23 @@ async fn key_and_vault_backups_restore_the_same_material() {
     );
     node.service.restore_key(&admin(), V, &blob).await.unwrap();
 
-    // A whole-vault backup carries keys with their material.
+    // A whole-vault backup carries keys with their material; a secret may share a key's name.
+    node.service
+        .set_secret(
+            &admin(),
+            coffer_service::SetSecret {
+                vault: V.into(),
+                name: "signer".into(),
+                value: coffer_crypto::SecretString::new("not a key".into()),
+                content_type: None,
+                enabled: None,
+                not_before: None,
+                expires: None,
+                tags: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
     let mut stream = node.service.backup_vault(&admin(), V).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     while let Some(chunk) = stream.recv().await {
@@ -947,6 +1038,12 @@ async fn key_and_vault_backups_restore_the_same_material() {
         .restore_vault(&admin(), "copy", None, rx)
         .await
         .unwrap();
+    let secret = node
+        .service
+        .get_secret(&admin(), "copy", "signer", None)
+        .await
+        .unwrap();
+    assert_eq!(secret.value.unwrap().expose(), "not a key");
     let copy_sig = node
         .service
         .sign(&admin(), "copy", "signer", None, "RS256", &d)

@@ -94,6 +94,7 @@ async fn lifecycle_jobs(service: Service) {
             Ok(n) => tracing::info!(purged = n, "purged deleted objects past their retention"),
             Err(e) => tracing::warn!(error = %e.message, "the purger failed"),
         }
+        service.sweep_key_cache();
         match service.rotate_due_keys().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rotated = n, "rotated keys whose rotation policy fell due"),

@@ -573,6 +573,7 @@ impl Service {
             let value = decode_value(object.kind, &v.value)?;
             match (object.kind, &v.key) {
                 (ObjectKind::Key, Some(key)) => {
+                    crate::keys::vault_allows(vault, key.kty)?;
                     // Parsing checks the material, and gives the public parts and size.
                     let material = KeyMaterial::from_bytes(&value).map_err(|_| damaged())?;
                     if material.family() != key.kty.family() {
@@ -651,16 +652,16 @@ impl Service {
             .authorized_vault(ctx, &vault_name, mgmt::VAULT_READ)
             .await?;
         // Copying the vault hands out every value in it: it takes the data-plane backup
-        // permission, which no read-only role holds.
-        // The backup holds every kind of object: the caller must be able to back up each.
+        // permission, which no read-only role holds; keys, if the vault holds any, take the
+        // keys' (checked as the copy meets its first key, so one created meanwhile counts).
         self.authorize_data(ctx, &vault, DataOperation::SecretBackup, None)?;
-        self.authorize_data(ctx, &vault, DataOperation::KeyBackup, None)?;
+        let keys_allowed = self.authorize_data(ctx, &vault, DataOperation::KeyBackup, None);
         let key = self.active_geography_key()?;
         let (tx, rx) = mpsc::channel(STREAM_DEPTH);
         let service = self.clone();
         let vault_key = vault_name.key();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = service.produce_vault_backup(&vault_key, &key, &tx) {
+            if let Err(e) = service.produce_vault_backup(&vault_key, &key, keys_allowed, &tx) {
                 // The receiver may be gone; then nobody is left to tell.
                 let _ = tx.blocking_send(Err(e));
             }
@@ -672,6 +673,7 @@ impl Service {
         &self,
         vault_key: &str,
         key: &GeographyKey,
+        keys_allowed: Result<(), Error>,
         tx: &mpsc::Sender<Result<Vec<u8>, Error>>,
     ) -> Result<(), Error> {
         let header =
@@ -714,6 +716,9 @@ impl Service {
                         let Some(vault) = vault.as_ref() else {
                             return Err(Error::internal("vault export began without its vault"));
                         };
+                        if object.kind == ObjectKind::Key {
+                            keys_allowed.clone()?;
+                        }
                         if exported_len(&object) > MAX_BACKUP_VERSIONS {
                             let name = exported_name(&object).unwrap_or_default();
                             return Err(too_many_versions(object.kind, &name));
@@ -767,7 +772,9 @@ impl Service {
         let mut checker: Option<FrameOpener> = None;
         let mut vault_payload: Option<VaultPayload> = None;
         let mut counted = (0u64, 0u64);
+        // Secrets and keys are separate namespaces: one name may be both.
         let mut names = std::collections::HashSet::new();
+        let mut holds_keys = false;
         let mut ended = false;
         let mut received = 0u64;
         while let Some(chunk) = chunks.recv().await {
@@ -801,9 +808,10 @@ impl Service {
                     Frame::Objects(objects) if vault_payload.is_some() && !ended => {
                         for object in &objects {
                             check_object(object)?;
-                            if !names.insert(object.name.to_ascii_lowercase()) {
+                            if !names.insert((object.kind, object.name.to_ascii_lowercase())) {
                                 return Err(damaged());
                             }
+                            holds_keys |= object.kind == ObjectKind::Key;
                             counted.0 += 1;
                             counted.1 += object.versions.len() as u64;
                         }
@@ -844,7 +852,9 @@ impl Service {
             tenant_id: ctx.caller().tenant.clone(),
         };
         self.authorize_data(ctx, &prospective, DataOperation::SecretRestore, None)?;
-        self.authorize_data(ctx, &prospective, DataOperation::KeyRestore, None)?;
+        if holds_keys {
+            self.authorize_data(ctx, &prospective, DataOperation::KeyRestore, None)?;
+        }
         let created = self
             .create_vault(
                 &ctx.step("vault"),
@@ -1051,9 +1061,18 @@ fn check_object(object: &ObjectPayload) -> Result<(), Error> {
         if !ids.insert(v.version.as_str()) {
             return Err(damaged());
         }
-        decode_value(object.kind, &v.value)?;
-        if v.key.is_some() != (object.kind == ObjectKind::Key) {
-            return Err(damaged());
+        let value = decode_value(object.kind, &v.value)?;
+        match &v.key {
+            // The material must parse and be of its type's family, so a restore that got
+            // this far cannot fail on it half-way.
+            Some(key) if object.kind == ObjectKind::Key => {
+                let material = KeyMaterial::from_bytes(&value).map_err(|_| damaged())?;
+                if material.family() != key.kty.family() {
+                    return Err(damaged());
+                }
+            }
+            None if object.kind != ObjectKind::Key => {}
+            _ => return Err(damaged()),
         }
         Tags::new(
             v.tags

@@ -2,13 +2,17 @@
 //! random bytes.
 //!
 //! Parsed keys are kept in a bounded cache keyed by vault incarnation, name and version; a
-//! version's material never changes, so an entry never goes stale, and aws-lc cleanses the
-//! memory of an evicted key.
+//! version's material never changes, so an entry never goes stale. Entries unused for five
+//! minutes are dropped (the lifecycle job sweeps every minute), so a purged key's material does
+//! not stay in memory, and aws-lc cleanses the memory of a dropped key. RSA private-key
+//! operations, which take milliseconds, run on the blocking pool, off the threads that serve
+//! Raft and other requests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use coffer_crypto::keys::{KeyMaterial, LoadedKey};
+use coffer_crypto::keys::{KeyMaterial, KeySpec, LoadedKey};
 use coffer_types::authz::DataOperation;
 use coffer_types::keys::{EncryptionAlgorithm, KeyFamily, KeyOperation, SignatureAlgorithm};
 use coffer_types::{Error, KeyRecord, VaultName, VaultRecord};
@@ -24,8 +28,11 @@ pub const MAX_KEY_OPERATION_BYTES: usize = 64 * 1024;
 const MAX_AAD_BYTES: usize = 64 * 1024;
 /// Most parsed keys a node keeps in memory.
 const MAX_CACHED_KEYS: usize = 1_024;
+/// How long a parsed key stays cached after its last use.
+const CACHE_IDLE: Duration = Duration::from_secs(300);
 /// Bounds of `GetRandomBytes`, as Azure's.
 const RANDOM_BYTES: std::ops::RangeInclusive<u32> = 1..=128;
+
 /// Input of encrypt, decrypt, wrapKey and unwrapKey.
 #[derive(Clone, Default)]
 pub struct KeyOperationInput {
@@ -74,31 +81,120 @@ impl std::fmt::Debug for KeyOperationOutcome {
     }
 }
 
-/// Parsed keys, bounded. Keyed by (vault incarnation, case-folded name, version).
+/// (vault incarnation, case-folded name, version).
+type KeyId = (String, String, String);
+
+/// Parsed keys, bounded in number and in idle time.
 #[derive(Default)]
 pub(crate) struct LoadedKeys {
-    keys: Mutex<HashMap<(String, String, String), Arc<LoadedKey>>>,
+    keys: Mutex<HashMap<KeyId, (Instant, Arc<LoadedKey>)>>,
 }
 
 impl LoadedKeys {
-    fn get(&self, id: &(String, String, String)) -> Option<Arc<LoadedKey>> {
-        self.lock().get(id).cloned()
-    }
-
-    fn insert(&self, id: (String, String, String), key: Arc<LoadedKey>) {
+    fn get(&self, id: &KeyId) -> Option<Arc<LoadedKey>> {
         let mut keys = self.lock();
-        if keys.len() >= MAX_CACHED_KEYS
-            && let Some(evicted) = keys.keys().next().cloned()
-        {
-            keys.remove(&evicted);
-        }
-        keys.insert(id, key);
+        let entry = keys.get_mut(id)?;
+        entry.0 = Instant::now();
+        Some(entry.1.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String, String), Arc<LoadedKey>>> {
+    fn insert(&self, id: KeyId, key: Arc<LoadedKey>) {
+        let mut keys = self.lock();
+        Self::drop_idle(&mut keys);
+        if keys.len() >= MAX_CACHED_KEYS
+            && let Some(oldest) = keys
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(id, _)| id.clone())
+        {
+            keys.remove(&oldest);
+        }
+        keys.insert(id, (Instant::now(), key));
+    }
+
+    /// Drops every key unused for [`CACHE_IDLE`].
+    pub(crate) fn sweep(&self) {
+        Self::drop_idle(&mut self.lock());
+    }
+
+    /// Drops the cached versions of one key (`name: Some`) or of a whole vault.
+    pub(crate) fn forget(&self, vault_id: &str, name: Option<&str>) {
+        self.lock().retain(|(vault, key, _), _| {
+            vault != vault_id || name.is_some_and(|n| !key.eq_ignore_ascii_case(n))
+        });
+    }
+
+    fn drop_idle(keys: &mut HashMap<KeyId, (Instant, Arc<LoadedKey>)>) {
+        keys.retain(|_, (used, _)| used.elapsed() < CACHE_IDLE);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, (Instant, Arc<LoadedKey>)>> {
         // A panic while holding the lock cannot leave the map half-updated.
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Runs `work` on the blocking pool: for operations that take milliseconds (RSA private-key
+/// operations, key generation), which would otherwise stall the threads serving Raft.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Error::internal("A key operation failed inside the server."))
+}
+
+/// Key generations running at once: RSA generation takes up to seconds of CPU, and a burst of
+/// creates must not take every core from the node's other work.
+static GENERATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// New key material of `spec`, generated on the blocking pool.
+pub(crate) async fn generate_material(spec: KeySpec) -> Result<KeyMaterial, Error> {
+    let _permit = GENERATIONS
+        .acquire()
+        .await
+        .map_err(|_| Error::unavailable("The node is shutting down."))?;
+    off_runtime(move || KeyMaterial::generate(&spec))
+        .await?
+        .map_err(crypto_error)
+}
+
+/// Refuses an algorithm of another key family: a request that could never work with this key
+/// is a bad request, whatever the key's operations and dates.
+fn same_family(alg: &str, family: KeyFamily, record: &KeyRecord) -> Result<(), Error> {
+    if record.kty.family() != family {
+        return Err(Error::bad_parameter(format!(
+            "Algorithm {alg} is not supported by a key of type {}.",
+            record.kty
+        )));
+    }
+    Ok(())
+}
+
+/// The checks of sign and verify that do not depend on the key's state: the family, the
+/// curve, and the digest's length.
+fn signable(alg: SignatureAlgorithm, digest: &[u8], record: &KeyRecord) -> Result<(), Error> {
+    same_family(alg.as_str(), alg.family(), record)?;
+    if let Some(curve) = alg.curve()
+        && record.public.crv != Some(curve)
+    {
+        return Err(Error::bad_parameter(format!(
+            "Algorithm {alg} needs a {curve} key; this key is on {}.",
+            record
+                .public
+                .crv
+                .map(|c| c.as_str())
+                .unwrap_or("another curve")
+        )));
+    }
+    if digest.len() != alg.digest_len() {
+        return Err(Error::bad_parameter(format!(
+            "The digest is {} bytes; {alg} signs a {}-byte digest.",
+            digest.len(),
+            alg.digest_len()
+        )));
+    }
+    Ok(())
 }
 
 fn bounded(field: &str, bytes: &[u8], max: usize) -> Result<(), Error> {
@@ -143,28 +239,21 @@ impl Service {
         Ok(key)
     }
 
-    /// The version an operation with algorithm `alg` names, checked against the algorithm's
-    /// key family and the version's attributes, and its parsed key.
+    /// The version an operation names, checked first by `request` (what no state of the key
+    /// could make work) and then against the version's attributes, and its parsed key.
     async fn usable_key(
         &self,
         ctx: &RequestContext,
         input: (&str, &str, Option<&str>),
         operation: KeyOperation,
         data_operation: DataOperation,
-        alg: (&str, KeyFamily),
+        request: impl FnOnce(&KeyRecord) -> Result<(), Error>,
     ) -> Result<(VaultRecord, KeyRecord, Arc<LoadedKey>), Error> {
         let (vault, name, version) = input;
         let (vault, record) = self
             .read_key(ctx, vault, name, version, data_operation)
             .await?;
-        // A request that could never work with this key is a bad request, whatever the key's
-        // operations and dates.
-        if record.kty.family() != alg.1 {
-            return Err(Error::bad_parameter(format!(
-                "Algorithm {} is not supported by a key of type {}.",
-                alg.0, record.kty
-            )));
-        }
+        request(&record)?;
         record.check_operation(operation, self.clock.now_unix())?;
         let key = self.loaded_key(&vault, &record)?;
         Ok((vault, record, key))
@@ -222,9 +311,10 @@ impl Service {
                 (&input.vault, &input.name, input.version.as_deref()),
                 operation,
                 data_operation,
-                (alg.as_str(), alg.family()),
+                |record| same_family(alg.as_str(), alg.family(), record),
             )
             .await?;
+        let rsa = record.kty.family() == KeyFamily::Rsa;
         let aad = non_empty(&input.aad);
         let mut outcome = KeyOperationOutcome {
             vault,
@@ -242,6 +332,13 @@ impl Service {
                 outcome.iv = encrypted.iv.unwrap_or_default();
                 outcome.tag = encrypted.tag.unwrap_or_default();
             }
+            KeyOperation::Decrypt if rsa => {
+                let value = input.value.clone();
+                let plain = off_runtime(move || key.decrypt(alg, &value, None, None, None))
+                    .await?
+                    .map_err(crypto_error)?;
+                outcome.value = Zeroizing::new(plain.expose().to_vec());
+            }
             KeyOperation::Decrypt => {
                 let plain = key
                     .decrypt(
@@ -257,6 +354,13 @@ impl Service {
             KeyOperation::WrapKey => {
                 outcome.value =
                     Zeroizing::new(key.wrap_key(alg, &input.value).map_err(crypto_error)?);
+            }
+            _ if rsa => {
+                let value = input.value.clone();
+                let plain = off_runtime(move || key.unwrap_key(alg, &value))
+                    .await?
+                    .map_err(crypto_error)?;
+                outcome.value = Zeroizing::new(plain.expose().to_vec());
             }
             _ => {
                 let plain = key.unwrap_key(alg, &input.value).map_err(crypto_error)?;
@@ -284,10 +388,16 @@ impl Service {
                 (vault, name, version),
                 KeyOperation::Sign,
                 DataOperation::KeySign,
-                (alg.as_str(), alg.family()),
+                |record| signable(alg, digest, record),
             )
             .await?;
-        let signature = key.sign(alg, digest).map_err(crypto_error)?;
+        let signature = if record.kty.family() == KeyFamily::Rsa {
+            let digest = digest.to_vec();
+            off_runtime(move || key.sign(alg, &digest)).await?
+        } else {
+            key.sign(alg, digest)
+        }
+        .map_err(crypto_error)?;
         Ok(KeyOperationOutcome {
             vault,
             name: record.name,
@@ -321,10 +431,15 @@ impl Service {
                 (vault, name, version),
                 KeyOperation::Verify,
                 DataOperation::KeyVerify,
-                (alg.as_str(), alg.family()),
+                |record| signable(alg, digest, record),
             )
             .await?;
         key.verify(alg, digest, signature).map_err(crypto_error)
+    }
+
+    /// Drops parsed keys unused for five minutes; the lifecycle job calls it every minute.
+    pub fn sweep_key_cache(&self) {
+        self.loaded_keys.sweep();
     }
 
     /// `count` bytes (1 to 128) from the node's random number generator. The vault must exist

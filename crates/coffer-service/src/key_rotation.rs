@@ -1,14 +1,17 @@
 //! Key rotation: `rotate`, rotation policies, and the job that rotates keys whose policy is due.
 
-use coffer_crypto::keys::{KeyMaterial, KeySpec};
+use coffer_crypto::keys::KeySpec;
 use coffer_store::{Applied, Command};
 use coffer_types::authz::DataOperation;
-use coffer_types::keys::{IsoDuration, KeyFamily, LifetimeAction, LifetimeTrigger, RotationAction};
-use coffer_types::records::RECORD_FORMAT;
+use coffer_types::keys::{
+    IsoDuration, KeyFamily, LifetimeAction, LifetimeTrigger, MIN_ROTATION_DAYS, RotationAction,
+};
+use coffer_types::records::{DAY_SECONDS, RECORD_FORMAT};
 use coffer_types::{Error, KeyRecord, KeyRotationPolicyRecord, ObjectName, VaultName, VaultRecord};
 
 use crate::Service;
-use crate::keys::{KeyBundle, NewVersion, crypto_error};
+use crate::key_operations::generate_material;
+use crate::keys::{KeyBundle, NewVersion};
 use crate::request::RequestContext;
 
 /// Most rotation policies one pass of the rotation job reads.
@@ -113,7 +116,7 @@ impl Service {
         let expires = policy
             .and_then(|p| p.expiry_time)
             .and_then(|d| d.shift(now, false));
-        let material = KeyMaterial::generate(&same_spec(latest)?).map_err(crypto_error)?;
+        let material = generate_material(same_spec(latest)?).await?;
         let draft = NewVersion {
             kty: latest.kty,
             key_ops: latest.key_ops.clone(),
@@ -228,16 +231,22 @@ impl Service {
                     continue;
                 };
                 let due = entry.policy.rotation_due(latest.created, latest.expires);
-                if due.is_none_or(|due| due > now) {
+                // Never sooner than 7 days after the version was made, whatever the policy
+                // (a version whose expiry was moved close to its creation, say): the job must
+                // not add a version every pass.
+                let earliest = latest
+                    .created
+                    .saturating_add(MIN_ROTATION_DAYS as i64 * DAY_SECONDS);
+                if due.is_none_or(|due| due > now || due < earliest) {
                     continue;
                 }
                 let Some(vault) = self.store.vault(&entry.vault)? else {
                     continue;
                 };
                 let name = ObjectName::parse(&latest.name)?;
-                // Derived from the version it replaces: a retry of the same rotation is one
-                // request.
-                let request_id = format!("rotate-{}", latest.version);
+                // A fresh id: what makes a repeated rotation harmless is `expected_head`, and a
+                // version id can be shared by restored copies of one key.
+                let request_id = format!("rotate-{}", crate::new_uuid()?);
                 match self.rotate_from(&request_id, &vault, &name, &latest).await {
                     Ok(bundle) => {
                         rotated += 1;

@@ -15,6 +15,7 @@ use coffer_types::{
     VaultRecord, Version,
 };
 
+use crate::key_operations::generate_material;
 use crate::paging::{decode_token, encode_token, page_size};
 use crate::request::{Consistency, RequestContext};
 use crate::secrets::{optional_version, validate_time};
@@ -142,7 +143,7 @@ fn parse_ops(ops: &[String], family: KeyFamily) -> Result<Vec<KeyOperation>, Err
     Ok(out)
 }
 
-fn vault_allows(vault: &VaultRecord, kty: KeyType) -> Result<(), Error> {
+pub(crate) fn vault_allows(vault: &VaultRecord, kty: KeyType) -> Result<(), Error> {
     if kty.is_hsm() && vault.sku != Sku::Premium {
         return Err(Error::bad_parameter(format!(
             "Key type {kty} needs a premium vault; vault {} is standard.",
@@ -198,7 +199,7 @@ impl Service {
             .await?;
         self.authorize_data(ctx, &vault, DataOperation::KeyCreate, Some(&name.key()))?;
         vault_allows(&vault, kty)?;
-        let material = KeyMaterial::generate(&spec).map_err(crypto_error)?;
+        let material = generate_material(spec).await?;
         let draft = NewVersion {
             kty,
             key_ops,
@@ -438,12 +439,27 @@ impl Service {
         self.authorize_data(ctx, &vault, DataOperation::KeyUpdate, Some(&name.key()))?;
         let key_ops = match &update.key_ops {
             None => None,
+            // An empty list would not mean "the defaults" here, as it does at creation: it is
+            // refused rather than read either way.
+            Some(ops) if ops.is_empty() => {
+                return Err(Error::bad_parameter(
+                    "key_ops must name at least one operation.",
+                ));
+            }
             Some(ops) => {
-                let current = self
+                // Checked against the version being changed: versions of one name may differ.
+                let target = self
                     .store
-                    .key(&vault_name.key(), &name.key(), None)?
-                    .ok_or_else(|| Error::key_not_found(name.as_str()))?;
-                Some(parse_ops(ops, current.kty.family())?)
+                    .key(
+                        &vault_name.key(),
+                        &name.key(),
+                        version.as_ref().map(Version::as_str),
+                    )?
+                    .ok_or_else(|| match &version {
+                        Some(v) => Error::key_version_not_found(name.as_str(), v.as_str()),
+                        None => Error::key_not_found(name.as_str()),
+                    })?;
+                Some(parse_ops(ops, target.kty.family())?)
             }
         };
         let command = Command::UpdateKey {
@@ -556,8 +572,13 @@ impl Service {
         vault: &str,
         name: &str,
     ) -> Result<(), Error> {
-        self.purge_object(ctx, vault, name, DataOperation::KeyPurge)
-            .await
+        let vault = self
+            .purge_object(ctx, vault, name, DataOperation::KeyPurge)
+            .await?;
+        // Its parsed material goes from this node's memory at once (other nodes drop it when
+        // it has been unused for five minutes).
+        self.loaded_keys.forget(&vault.id, Some(name));
+        Ok(())
     }
 }
 

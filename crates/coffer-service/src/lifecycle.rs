@@ -160,14 +160,14 @@ impl Service {
         }
     }
 
-    /// Removes a deleted object for good. Refused under purge protection.
+    /// Removes a deleted object for good; returns its vault. Refused under purge protection.
     pub(crate) async fn purge_object(
         &self,
         ctx: &RequestContext,
         vault: &str,
         name: &str,
         operation: DataOperation,
-    ) -> Result<(), Error> {
+    ) -> Result<VaultRecord, Error> {
         let (vault_name, name, vault) = self.authorized_object(ctx, vault, name, operation).await?;
         if vault.purge_protection {
             return Err(Error::purge_protected());
@@ -179,7 +179,7 @@ impl Service {
             due_at: None,
         };
         match self.propose(ctx.request_id().to_owned(), command).await? {
-            Applied::Deleted => Ok(()),
+            Applied::Deleted => Ok(vault),
             other => Err(unexpected(&other)),
         }
     }
@@ -287,6 +287,7 @@ impl Service {
     ) -> Result<(), Error> {
         self.purge_object(ctx, vault, name, DataOperation::SecretPurge)
             .await
+            .map(drop)
     }
 
     /// Deletes a vault: it moves to the deleted state with its objects, and its name stays
@@ -391,7 +392,11 @@ impl Service {
             due_at: None,
         };
         match self.propose(ctx.request_id().to_owned(), command).await? {
-            Applied::Deleted => Ok(()),
+            Applied::Deleted => {
+                // Its keys' parsed material goes from this node's memory at once.
+                self.loaded_keys.forget(&deleted.vault.id, None);
+                Ok(())
+            }
             other => Err(unexpected(&other)),
         }
     }

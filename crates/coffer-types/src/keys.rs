@@ -459,10 +459,14 @@ impl IsoDuration {
         Some(moved.unix_timestamp())
     }
 
-    /// A lower bound of the duration in days (months as 28 days, years as 365), for minimum
-    /// checks.
+    /// A lower bound of the duration in days (months as 28 days, years as 365).
     pub fn min_days(&self) -> u64 {
         u64::from(self.years) * 365 + u64::from(self.months) * 28 + u64::from(self.days)
+    }
+
+    /// An upper bound of the duration in days (months as 31 days, years as 366).
+    pub fn max_days(&self) -> u64 {
+        u64::from(self.years) * 366 + u64::from(self.months) * 31 + u64::from(self.days)
     }
 
     /// The canonical text, e.g. `P1Y6M10D`; `P0D` for zero.
@@ -510,9 +514,11 @@ pub struct KeyRotationPolicyRecord {
 }
 
 impl KeyRotationPolicyRecord {
-    /// Checks a policy as Azure does: at most one action of each type, at most one trigger
-    /// each, intervals of at least 7 days, and an `expiryTime` wherever an action is timed
-    /// before expiry (which must then be shorter than the expiry time).
+    /// Checks a policy as Azure does: at most one action of each type; triggers of at least
+    /// 7 days; Notify timed before expiry only; an `expiryTime` of at least 28 days wherever an
+    /// action is timed before expiry, leaving at least 7 days after creation; and a
+    /// `timeAfterCreate` shorter than the `expiryTime`. Calendar units are compared at their
+    /// extremes (a month 28 to 31 days), so no accepted policy can fall due at creation.
     pub fn validate(&self) -> Result<(), Error> {
         let mut seen = Vec::new();
         for action in &self.lifetime_actions {
@@ -527,6 +533,11 @@ impl KeyRotationPolicyRecord {
                 LifetimeTrigger::TimeAfterCreate(d) => (d, false),
                 LifetimeTrigger::TimeBeforeExpiry(d) => (d, true),
             };
+            if action.action == RotationAction::Notify && !before_expiry {
+                return Err(Error::bad_parameter(
+                    "A Notify action is timed before expiry (timeBeforeExpiry) only.",
+                ));
+            }
             if duration.min_days() < MIN_ROTATION_DAYS {
                 return Err(Error::bad_parameter(format!(
                     "The {} trigger {} is shorter than the minimum of {MIN_ROTATION_DAYS} days.",
@@ -540,12 +551,18 @@ impl KeyRotationPolicyRecord {
                         "A trigger timed before expiry needs the policy's expiryTime.",
                     ));
                 };
-                if duration.min_days() >= expiry.min_days() {
-                    return Err(Error::bad_parameter(
-                        "A trigger timed before expiry must be shorter than the policy's \
-                         expiryTime.",
-                    ));
+                if duration.max_days() + MIN_ROTATION_DAYS > expiry.min_days() {
+                    return Err(Error::bad_parameter(format!(
+                        "A trigger timed before expiry must leave at least {MIN_ROTATION_DAYS} \
+                         days after creation within the policy's expiryTime."
+                    )));
                 }
+            } else if let Some(expiry) = self.expiry_time
+                && duration.max_days() >= expiry.min_days()
+            {
+                return Err(Error::bad_parameter(
+                    "timeAfterCreate must be shorter than the policy's expiryTime.",
+                ));
             }
         }
         if let Some(expiry) = self.expiry_time
@@ -733,6 +750,41 @@ mod tests {
             p(vec![rotate(before("P90D"))], Some("P90D"))
                 .validate()
                 .is_err()
+        );
+        // Calendar units compare at their extremes: twelve months may be a year.
+        assert!(
+            p(vec![rotate(before("P12M"))], Some("P1Y"))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            p(vec![rotate(before("P1M"))], Some("P29D"))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            p(vec![rotate(before("P83D"))], Some("P90D"))
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            p(vec![rotate(after("P1Y"))], Some("P1Y"))
+                .validate()
+                .is_err()
+        );
+        let notify = |t| LifetimeAction {
+            trigger: t,
+            action: RotationAction::Notify,
+        };
+        assert!(
+            p(vec![notify(after("P30D"))], Some("P90D"))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            p(vec![notify(before("P30D"))], Some("P90D"))
+                .validate()
+                .is_ok()
         );
         let twice = vec![rotate(after("P30D")), rotate(after("P40D"))];
         assert!(p(twice, None).validate().is_err());
