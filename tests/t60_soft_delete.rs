@@ -5,20 +5,17 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use coffer_crypto::SecretString;
 use coffer_service::{
-    Caller, CallerKind, Consistency, CreatePrincipal, CreateVault, IdentityConfig, RequestContext,
-    Service, SetAccessPolicy, SetSecret, VaultUpdate,
+    Caller, CallerKind, Consistency, CreatePrincipal, CreateVault, RequestContext, Service,
+    SetAccessPolicy, SetSecret, VaultUpdate,
 };
 use coffer_types::authz::AccessPolicyPermissions;
 use coffer_types::identity::PrincipalKind;
 use coffer_types::records::DAY_SECONDS;
 use coffer_types::{ErrorCode, InnerCode, ManualClock};
 
-/// 2026-01-01T00:00:00Z.
-const START: i64 = 1_767_225_600;
+const START: i64 = common::CLOCK_START;
 
 struct Node {
     service: Service,
@@ -28,19 +25,7 @@ struct Node {
 
 async fn node() -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let (store, root) = common::single_node_store(dir.path()).await;
-    let clock = ManualClock::new(START);
-    let identity = IdentityConfig {
-        issuer_base: "https://127.0.0.1:1".into(),
-        token_endpoint_bases: Vec::new(),
-        audiences: vec!["https://vault.coffer.test".into()],
-        token_lifetime_seconds: 3_600,
-        leeway_seconds: 60,
-        trusted_issuers: Vec::new(),
-        bootstrap_token: None,
-        default_tenant: None,
-    };
-    let service = Service::new(store, root, Arc::new(clock.clone()), identity);
+    let (service, clock) = common::manual_clock_service(dir.path()).await;
     Node {
         service,
         clock,

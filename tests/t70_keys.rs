@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use coffer_service::{
-    CreateKey, CreateVault, IdentityConfig, ImportKey, KeyBundle, KeyOperationInput, KeyUpdate,
+    CreateKey, CreateVault, ImportKey, KeyBundle, KeyOperationInput, KeyUpdate,
     LifetimeActionInput, RequestContext, Service,
 };
 use coffer_types::keys::{CurveName, JsonWebKey, KeyOperation, KeyType};
@@ -17,8 +15,7 @@ use coffer_types::records::DAY_SECONDS;
 use coffer_types::{ErrorCode, InnerCode, ManualClock};
 use zeroize::Zeroizing;
 
-/// 2026-01-01T00:00:00Z.
-const START: i64 = 1_767_225_600;
+const START: i64 = common::CLOCK_START;
 const V: &str = "keys-vault";
 
 struct Node {
@@ -29,22 +26,7 @@ struct Node {
 
 async fn node() -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let (store, root) = common::single_node_store(dir.path()).await;
-    let clock = ManualClock::new(START);
-    let identity = IdentityConfig {
-        issuer_base: "https://127.0.0.1:1".into(),
-        token_endpoint_bases: Vec::new(),
-        audiences: vec!["https://vault.coffer.test".into()],
-        token_lifetime_seconds: 3_600,
-        leeway_seconds: 60,
-        trusted_issuers: Vec::new(),
-        bootstrap_token: None,
-        default_tenant: None,
-    };
-    let spool = dir.path().join("spool");
-    std::fs::create_dir_all(&spool).unwrap();
-    let service =
-        Service::new(store, root, Arc::new(clock.clone()), identity).with_spool_dir(&spool);
+    let (service, clock) = common::manual_clock_service(dir.path()).await;
     service.ensure_geography_key().await.unwrap();
     let node = Node {
         service,

@@ -325,6 +325,33 @@ pub async fn single_node_store(dir: &Path) -> (coffer_store::Store, coffer_crypt
     (store, root)
 }
 
+/// 2026-01-01T00:00:00Z: where the manual clock of in-process nodes starts.
+pub const CLOCK_START: i64 = 1_767_225_600;
+
+/// An in-process node's service over [`single_node_store`], on a manual clock starting at
+/// [`CLOCK_START`] that the test moves, with vault restores spooled under `dir/spool`.
+pub async fn manual_clock_service(
+    dir: &Path,
+) -> (coffer_service::Service, coffer_types::ManualClock) {
+    let (store, root) = single_node_store(dir).await;
+    let clock = coffer_types::ManualClock::new(CLOCK_START);
+    let identity = coffer_service::IdentityConfig {
+        issuer_base: "https://127.0.0.1:1".into(),
+        token_endpoint_bases: Vec::new(),
+        audiences: vec!["https://vault.coffer.test".into()],
+        token_lifetime_seconds: 3_600,
+        leeway_seconds: 60,
+        trusted_issuers: Vec::new(),
+        bootstrap_token: None,
+        default_tenant: None,
+    };
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let service = coffer_service::Service::new(store, root, Arc::new(clock.clone()), identity)
+        .with_spool_dir(&spool);
+    (service, clock)
+}
+
 /// The Python interpreter of the environment `scripts/install-python-deps` creates (it holds
 /// `cryptography`, an implementation independent of Coffer's); `COFFER_VENV` names it if it is
 /// not in /var/tmp/coffer-venv.

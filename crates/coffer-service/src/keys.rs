@@ -189,26 +189,21 @@ impl Service {
         } else {
             &input.kty
         })?;
-        let key_ops = parse_ops(&input.key_ops, kty.family())?;
-        validate_time("nbf", input.not_before)?;
-        validate_time("exp", input.expires)?;
-        let tags = Tags::new(input.tags.clone())?;
-        let spec = create_spec(&input, kty)?;
-        let vault = self
-            .vault_for(&vault_name, Consistency::Linearizable)
-            .await?;
-        self.authorize_data(ctx, &vault, DataOperation::KeyCreate, Some(&name.key()))?;
-        vault_allows(&vault, kty)?;
-        let material = generate_material(spec).await?;
         let draft = NewVersion {
             kty,
-            key_ops,
+            key_ops: parse_ops(&input.key_ops, kty.family())?,
             enabled: input.enabled.unwrap_or(true),
             not_before: input.not_before,
             expires: input.expires,
-            tags,
+            tags: Tags::new(input.tags.clone())?,
             imported: false,
-        };
+        }
+        .checked()?;
+        let spec = create_spec(&input, kty)?;
+        let vault = self
+            .vault_for_new_version(ctx, &vault_name, &name, kty, DataOperation::KeyCreate)
+            .await?;
+        let material = generate_material(spec).await?;
         self.put_version(ctx.request_id(), &vault, &name, &material, draft, None)
             .await
     }
@@ -251,32 +246,45 @@ impl Service {
             .iter()
             .map(|op| op.as_str().to_owned())
             .collect();
-        let key_ops = parse_ops(&ops, kty.family())?;
-        validate_time("nbf", input.not_before)?;
-        validate_time("exp", input.expires)?;
-        let tags = Tags::new(input.tags.clone())?;
+        let draft = NewVersion {
+            kty,
+            key_ops: parse_ops(&ops, kty.family())?,
+            enabled: input.enabled.unwrap_or(true),
+            not_before: input.not_before,
+            expires: input.expires,
+            tags: Tags::new(input.tags.clone())?,
+            imported: true,
+        }
+        .checked()?;
         let vault = self
-            .vault_for(&vault_name, Consistency::Linearizable)
+            .vault_for_new_version(ctx, &vault_name, &name, kty, DataOperation::KeyImport)
             .await?;
-        self.authorize_data(ctx, &vault, DataOperation::KeyImport, Some(&name.key()))?;
-        vault_allows(&vault, kty)?;
         let material = KeyMaterial::import(&input.key).map_err(crypto_error)?;
         if material.family() != kty.family() {
             return Err(Error::bad_parameter(
                 "The key's material does not match its 'kty'.",
             ));
         }
-        let draft = NewVersion {
-            kty,
-            key_ops,
-            enabled: input.enabled.unwrap_or(true),
-            not_before: input.not_before,
-            expires: input.expires,
-            tags,
-            imported: true,
-        };
         self.put_version(ctx.request_id(), &vault, &name, &material, draft, None)
             .await
+    }
+
+    /// The vault a new version of `name` goes into, once the caller may do `operation` on the
+    /// key and the vault takes keys of type `kty`.
+    async fn vault_for_new_version(
+        &self,
+        ctx: &RequestContext,
+        vault_name: &VaultName,
+        name: &ObjectName,
+        kty: KeyType,
+        operation: DataOperation,
+    ) -> Result<VaultRecord, Error> {
+        let vault = self
+            .vault_for(vault_name, Consistency::Linearizable)
+            .await?;
+        self.authorize_data(ctx, &vault, operation, Some(&name.key()))?;
+        vault_allows(&vault, kty)?;
+        Ok(vault)
     }
 
     /// Seals `material` into a new version of `name` and proposes it. With `replaces`, only
@@ -591,6 +599,15 @@ pub(crate) struct NewVersion {
     pub(crate) expires: Option<i64>,
     pub(crate) tags: Tags,
     pub(crate) imported: bool,
+}
+
+impl NewVersion {
+    /// The draft, once its dates are in range.
+    fn checked(self) -> Result<Self, Error> {
+        validate_time("nbf", self.not_before)?;
+        validate_time("exp", self.expires)?;
+        Ok(self)
+    }
 }
 
 fn key_listing(vault: &VaultRecord, page: Page<KeyRecord>) -> Listing<KeyBundle> {
