@@ -583,10 +583,11 @@ async fn imports_validate_the_key_and_refuse_mismatched_parts() {
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadParameter);
-    let odd = JsonWebKey {
-        kty: Some(KeyType::Oct),
-        k: Some(vec![1; 20]),
-        ..Default::default()
+    let odd = {
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Oct);
+        built.k = Some(vec![1; 20]);
+        built
     };
     assert_eq!(
         import(&node, "odd", odd).await.unwrap_err().code,
@@ -1079,10 +1080,11 @@ async fn key_material_is_sealed_at_rest() {
     let k: Vec<u8> = (0..32u8)
         .map(|i| i.wrapping_mul(37).wrapping_add(11))
         .collect();
-    let jwk = JsonWebKey {
-        kty: Some(KeyType::Oct),
-        k: Some(k.clone()),
-        ..Default::default()
+    let jwk = {
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Oct);
+        built.k = Some(k.clone());
+        built
     };
     import(&node, "known", jwk).await.unwrap();
     let rsa: JsonWebKey = serde_json::from_value(python_jwk("rsa")).unwrap();

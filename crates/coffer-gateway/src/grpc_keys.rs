@@ -149,41 +149,11 @@ fn policy_to_pb(bundle: RotationPolicyBundle, base: &UriBase) -> pb::KeyRotation
     }
 }
 
-/// The JWK of an import request. Its private parts move into the returned key (which the
-/// service wipes); the request's copies are wiped here.
+/// The JWK of an import request. Its private parts move (not copy) into the returned key,
+/// which wipes them when dropped: on an error below, too.
 fn jwk_from_pb(mut key: pb::JsonWebKey) -> Result<JsonWebKey, Error> {
-    use zeroize::Zeroize;
     let take = |bytes: &mut Vec<u8>| (!bytes.is_empty()).then(|| std::mem::take(bytes));
-    let result = (|| {
-        Ok(JsonWebKey {
-            kid: None,
-            kty: optional(&key.kty).map(KeyType::parse).transpose()?,
-            key_ops: key
-                .key_ops
-                .iter()
-                .map(|op| KeyOperation::parse(op))
-                .collect::<Result<_, _>>()?,
-            crv: optional(&key.crv).map(CurveName::parse).transpose()?,
-            ..JsonWebKey::default()
-        })
-    })();
-    let mut jwk = match result {
-        Ok(jwk) => jwk,
-        Err(e) => {
-            for part in [
-                &mut key.d,
-                &mut key.dp,
-                &mut key.dq,
-                &mut key.qi,
-                &mut key.p,
-                &mut key.q,
-                &mut key.k,
-            ] {
-                part.zeroize();
-            }
-            return Err(e);
-        }
-    };
+    let mut jwk = JsonWebKey::default();
     jwk.n = take(&mut key.n);
     jwk.e = take(&mut key.e);
     jwk.x = take(&mut key.x);
@@ -195,6 +165,13 @@ fn jwk_from_pb(mut key: pb::JsonWebKey) -> Result<JsonWebKey, Error> {
     jwk.p = take(&mut key.p);
     jwk.q = take(&mut key.q);
     jwk.k = take(&mut key.k);
+    jwk.kty = optional(&key.kty).map(KeyType::parse).transpose()?;
+    jwk.key_ops = key
+        .key_ops
+        .iter()
+        .map(|op| KeyOperation::parse(op))
+        .collect::<Result<_, _>>()?;
+    jwk.crv = optional(&key.crv).map(CurveName::parse).transpose()?;
     Ok(jwk)
 }
 

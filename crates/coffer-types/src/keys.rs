@@ -270,7 +270,13 @@ impl JsonWebKey {
             crv: self.crv,
             x: self.x.clone(),
             y: self.y.clone(),
-            ..JsonWebKey::default()
+            d: None,
+            dp: None,
+            dq: None,
+            qi: None,
+            p: None,
+            q: None,
+            k: None,
         }
     }
 
@@ -291,6 +297,13 @@ impl JsonWebKey {
                 std::hint::black_box(&bytes);
             }
         }
+    }
+}
+
+impl Drop for JsonWebKey {
+    // Private parts are wiped however the key goes: a clone, an early return, a panic.
+    fn drop(&mut self) {
+        self.wipe_private_parts();
     }
 }
 
@@ -644,12 +657,10 @@ mod tests {
 
     #[test]
     fn jwk_json_is_base64url_and_debug_hides_private_parts() {
-        let jwk = JsonWebKey {
-            kty: Some(KeyType::Oct),
-            k: Some(vec![0xfb, 0xff, 0x01]),
-            key_ops: vec![KeyOperation::WrapKey],
-            ..Default::default()
-        };
+        let mut jwk = JsonWebKey::default();
+        jwk.kty = Some(KeyType::Oct);
+        jwk.k = Some(vec![0xfb, 0xff, 0x01]);
+        jwk.key_ops = vec![KeyOperation::WrapKey];
         let json = serde_json::to_string(&jwk).unwrap();
         assert_eq!(json, r#"{"kty":"oct","key_ops":["wrapKey"],"k":"-_8B"}"#);
         let back: JsonWebKey = serde_json::from_str(&json).unwrap();
@@ -659,6 +670,9 @@ mod tests {
         let debug = format!("{jwk:?}");
         assert!(!debug.contains("251") && !debug.contains("-_8B"), "{debug}");
         assert!(jwk.has_private_parts() && !jwk.public_only().has_private_parts());
+        let mut wiped = jwk.clone();
+        wiped.wipe_private_parts();
+        assert!(!wiped.has_private_parts());
     }
 
     fn record(enabled: bool, nbf: Option<i64>, exp: Option<i64>) -> KeyRecord {

@@ -134,12 +134,13 @@ impl EcMaterial {
         let len = coordinate_len(self.curve);
         let coordinates = self.point.get(1..).unwrap_or_default();
         let (x, y) = coordinates.split_at(len.min(coordinates.len()));
-        JsonWebKey {
-            kty: Some(KeyType::Ec),
-            crv: Some(self.curve),
-            x: Some(x.to_vec()),
-            y: Some(y.to_vec()),
-            ..JsonWebKey::default()
+        {
+            let mut jwk = JsonWebKey::default();
+            jwk.kty = Some(KeyType::Ec);
+            jwk.crv = Some(self.curve);
+            jwk.x = Some(x.to_vec());
+            jwk.y = Some(y.to_vec());
+            jwk
         }
     }
 
@@ -245,10 +246,9 @@ mod tests {
     }
 
     fn private_jwk(material: &EcMaterial) -> JsonWebKey {
-        JsonWebKey {
-            d: Some(private_scalar(material)),
-            ..material.public_jwk()
-        }
+        let mut built = material.public_jwk();
+        built.d = Some(private_scalar(material));
+        built
     }
 
     #[test]
@@ -262,7 +262,7 @@ mod tests {
             assert_eq!(imported.point, a.point, "{curve}");
 
             let mut foreign = jwk.clone();
-            foreign.d = private_jwk(&b).d;
+            foreign.d = private_jwk(&b).d.clone();
             let err = EcMaterial::import(&foreign).err().unwrap().to_string();
             assert!(err.contains("not the private key"), "{curve}: {err}");
 
@@ -295,9 +295,10 @@ mod tests {
             if d[0] != 0 {
                 continue;
             }
-            let jwk = JsonWebKey {
-                d: Some(d[1..].to_vec()),
-                ..key.public_jwk()
+            let jwk = {
+                let mut built = key.public_jwk();
+                built.d = Some(d[1..].to_vec());
+                built
             };
             let imported = EcMaterial::import(&jwk).unwrap();
             assert_eq!(imported.point, key.point);

@@ -83,10 +83,9 @@ impl OctMaterial {
     }
 
     pub(super) fn public_jwk(&self) -> JsonWebKey {
-        JsonWebKey {
-            kty: Some(KeyType::Oct),
-            ..JsonWebKey::default()
-        }
+        let mut jwk = JsonWebKey::default();
+        jwk.kty = Some(KeyType::Oct);
+        jwk
     }
 
     pub(super) fn load(&self) -> Result<OctKey, CryptoError> {

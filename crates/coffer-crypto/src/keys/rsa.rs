@@ -209,12 +209,11 @@ impl RsaMaterial {
     }
 
     pub(super) fn public_jwk(&self) -> JsonWebKey {
-        JsonWebKey {
-            kty: Some(KeyType::Rsa),
-            n: Some(self.public.n.clone()),
-            e: Some(self.public.e.clone()),
-            ..JsonWebKey::default()
-        }
+        let mut jwk = JsonWebKey::default();
+        jwk.kty = Some(KeyType::Rsa);
+        jwk.n = Some(self.public.n.clone());
+        jwk.e = Some(self.public.e.clone());
+        jwk
     }
 
     pub(super) fn load(&self) -> Result<RsaPrivateKey, CryptoError> {
@@ -493,17 +492,18 @@ pub(super) mod tests {
     /// The private JWK of a material (what a caller would send), read from its PKCS#8.
     fn private_jwk(material: &RsaMaterial) -> JsonWebKey {
         let parts = pkcs8_rsa_parts(material.pkcs8());
-        JsonWebKey {
-            kty: Some(KeyType::Rsa),
-            n: Some(parts[0].clone()),
-            e: Some(parts[1].clone()),
-            d: Some(parts[2].clone()),
-            p: Some(parts[3].clone()),
-            q: Some(parts[4].clone()),
-            dp: Some(parts[5].clone()),
-            dq: Some(parts[6].clone()),
-            qi: Some(parts[7].clone()),
-            ..JsonWebKey::default()
+        {
+            let mut built = JsonWebKey::default();
+            built.kty = Some(KeyType::Rsa);
+            built.n = Some(parts[0].clone());
+            built.e = Some(parts[1].clone());
+            built.d = Some(parts[2].clone());
+            built.p = Some(parts[3].clone());
+            built.q = Some(parts[4].clone());
+            built.dp = Some(parts[5].clone());
+            built.dq = Some(parts[6].clone());
+            built.qi = Some(parts[7].clone());
+            built
         }
     }
 

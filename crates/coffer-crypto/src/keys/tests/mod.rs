@@ -57,17 +57,18 @@ fn rsa_private_jwk(material: &KeyMaterial) -> JsonWebKey {
     let stored = material.to_bytes();
     let parts = rsa::tests::pkcs8_rsa_parts(&stored.expose()[2..]);
     let [n, e, d, p, q, dp, dq, qi] = <[Vec<u8>; 8]>::try_from(parts).unwrap();
-    JsonWebKey {
-        kty: Some(KeyType::Rsa),
-        n: Some(n),
-        e: Some(e),
-        d: Some(d),
-        p: Some(p),
-        q: Some(q),
-        dp: Some(dp),
-        dq: Some(dq),
-        qi: Some(qi),
-        ..JsonWebKey::default()
+    {
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Rsa);
+        built.n = Some(n);
+        built.e = Some(e);
+        built.d = Some(d);
+        built.p = Some(p);
+        built.q = Some(q);
+        built.dp = Some(dp);
+        built.dq = Some(dq);
+        built.qi = Some(qi);
+        built
     }
 }
 
@@ -146,13 +147,11 @@ fn oct_keys_of_each_size() {
         assert_eq!(key.family(), KeyFamily::Oct);
         assert_eq!(key.key_size(), Some(bits));
         assert_eq!(key.curve(), None);
-        assert_eq!(
-            key.public_jwk(),
-            JsonWebKey {
-                kty: Some(KeyType::Oct),
-                ..JsonWebKey::default()
-            }
-        );
+        assert_eq!(key.public_jwk(), {
+            let mut built = JsonWebKey::default();
+            built.kty = Some(KeyType::Oct);
+            built
+        });
         let bytes = key.to_bytes();
         assert_eq!(bytes.expose()[..2], [1, 3]);
         assert_eq!(bytes.len(), 2 + bits as usize / 8);
@@ -196,9 +195,10 @@ fn damaged_stored_material_is_refused() {
 }
 #[test]
 fn import_dispatches_on_kty() {
-    let missing = JsonWebKey {
-        k: Some(vec![0; 16]),
-        ..JsonWebKey::default()
+    let missing = {
+        let mut built = JsonWebKey::default();
+        built.k = Some(vec![0; 16]);
+        built
     };
     assert_eq!(
         message(KeyMaterial::import(&missing).unwrap_err()),
@@ -212,10 +212,11 @@ fn import_dispatches_on_kty() {
         (20, false),
         (64, false),
     ] {
-        let jwk = JsonWebKey {
-            kty: Some(KeyType::OctHsm),
-            k: Some(vec![9u8; len]),
-            ..JsonWebKey::default()
+        let jwk = {
+            let mut built = JsonWebKey::default();
+            built.kty = Some(KeyType::OctHsm);
+            built.k = Some(vec![9u8; len]);
+            built
         };
         let result = KeyMaterial::import(&jwk);
         assert_eq!(result.is_ok(), ok, "{len}");
@@ -238,18 +239,20 @@ fn import_dispatches_on_kty() {
             .unwrap()
     );
     // An RSA JWK sent as kty EC is read as EC, and refused as such.
-    let as_ec = JsonWebKey {
-        kty: Some(KeyType::Ec),
-        ..jwk.clone()
+    let as_ec = {
+        let mut built = jwk.clone();
+        built.kty = Some(KeyType::Ec);
+        built
     };
     let err = message(KeyMaterial::import(&as_ec).unwrap_err());
     assert!(err.contains("EC key import needs crv, x, y and d"), "{err}");
     let public_only = rsa_2048().public_jwk();
     let err = message(KeyMaterial::import(&public_only).unwrap_err());
     assert!(err.ends_with("the key lacks d, p, q, dp, dq, qi."), "{err}");
-    let small = JsonWebKey {
-        n: Some(vec![0xff; 128]),
-        ..jwk
+    let small = {
+        let mut built = jwk;
+        built.n = Some(vec![0xff; 128]);
+        built
     };
     let err = message(KeyMaterial::import(&small).unwrap_err());
     assert_eq!(
@@ -278,10 +281,11 @@ fn public_keys_verify_and_encrypt_like_loaded_keys() {
         assert!(public.verify(alg, &digest, &sig).unwrap());
         assert!(!public.verify(alg, &digest_for(alg, b"n"), &sig).unwrap());
     }
-    let oct_jwk = JsonWebKey {
-        kty: Some(KeyType::Oct),
-        k: Some(vec![0; 16]),
-        ..JsonWebKey::default()
+    let oct_jwk = {
+        let mut built = JsonWebKey::default();
+        built.kty = Some(KeyType::Oct);
+        built.k = Some(vec![0; 16]);
+        built
     };
     assert!(PublicKey::from_jwk(&oct_jwk).is_err());
     let ec_public = PublicKey::from_jwk(&ec(CurveName::P256).public_jwk()).unwrap();
