@@ -322,6 +322,7 @@ mod tests {
             updated: 60,
             vault_uri: "https://kv1.vault.local".to_owned(),
             enable_rbac_authorization: true,
+            ..Vault::default()
         };
         assert_eq!(
             vault_json(&vault),

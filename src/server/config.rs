@@ -25,6 +25,8 @@ pub struct Config {
     pub raft: RaftConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub network: NetworkConfig,
     /// Absent: the node runs alone, a one-voter group.
     pub cluster: Option<ClusterConfig>,
 }
@@ -90,6 +92,27 @@ pub struct NodeConfig {
 pub struct ListenConfig {
     pub address: SocketAddr,
     pub dns_suffix: String,
+    /// Marks this listener private (Coffer's private endpoint): see `[network]`.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// Who may reach vaults, and from where.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Further client listeners marked private: vaults whose public network access is
+    /// disabled admit requests that arrive here, and their firewall rules do not apply.
+    pub private_listen: Vec<SocketAddr>,
+    /// Addresses or CIDR ranges of proxies and load balancers whose PROXY protocol v2 and
+    /// `X-Forwarded-For` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Object ids or client ids of service principals that a vault's `AzureServices` bypass
+    /// admits through its firewall.
+    pub trusted_services: Vec<String>,
+    /// Virtual network name → address ranges, for vaults' virtual network rules. Give every
+    /// node the same map.
+    pub virtual_networks: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

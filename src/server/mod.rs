@@ -40,9 +40,87 @@ pub struct ServerArgs {
     /// raft.snapshot-every in the config file).
     #[arg(long, requires = "dev", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_every: u64,
+    /// Dev mode: a further listener marked private (a private endpoint); repeatable.
+    #[arg(long, requires = "dev")]
+    pub private_listen: Vec<SocketAddr>,
+    /// Dev mode: an address or CIDR range of a proxy whose PROXY protocol and
+    /// X-Forwarded-For headers are believed; repeatable.
+    #[arg(long, requires = "dev")]
+    pub trusted_proxy: Vec<String>,
+    /// Dev mode: a virtual network, NAME=CIDR[,CIDR...]; repeatable.
+    #[arg(long, requires = "dev")]
+    pub virtual_network: Vec<String>,
+    /// Dev mode: the object id or client id of a trusted service (passes a vault's firewall
+    /// when its bypass is AzureServices); repeatable.
+    #[arg(long, requires = "dev")]
+    pub trusted_service: Vec<String>,
     /// Production configuration file.
     #[arg(long, required_unless_present = "dev")]
     pub config: Option<PathBuf>,
+}
+
+/// Network settings of a node, from either mode.
+#[derive(Default)]
+struct NetworkSettings {
+    /// Whether the main listener is private.
+    listen_private: bool,
+    private_listen: Vec<SocketAddr>,
+    trusted_proxies: Vec<coffer_types::IpNet>,
+    service: coffer_service::NetworkSettings,
+}
+
+impl NetworkSettings {
+    fn parse(
+        listen_private: bool,
+        private_listen: Vec<SocketAddr>,
+        trusted_proxies: &[String],
+        trusted_services: &[String],
+        virtual_networks: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> anyhow::Result<Self> {
+        let nets = |texts: &[String]| -> anyhow::Result<Vec<coffer_types::IpNet>> {
+            texts
+                .iter()
+                .map(|t| coffer_types::IpNet::parse(t).map_err(|e| anyhow::anyhow!(e.message)))
+                .collect()
+        };
+        let mut service = coffer_service::NetworkSettings {
+            trusted_services: trusted_services.iter().cloned().collect(),
+            ..Default::default()
+        };
+        for (name, ranges) in virtual_networks {
+            coffer_types::network::validate_virtual_network_name(&name)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            service.virtual_networks.insert(name, nets(&ranges)?);
+        }
+        Ok(Self {
+            listen_private,
+            private_listen,
+            trusted_proxies: nets(trusted_proxies)?,
+            service,
+        })
+    }
+}
+
+/// How often nodes exchange their throttle demand (docs/throttling.md).
+const DEMAND_EXCHANGE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Answers other members' demand reports and sends this node's, every
+/// [`DEMAND_EXCHANGE_INTERVAL`], for as long as the node runs.
+async fn throttle_exchange(service: Service) {
+    {
+        let answering = service.clone();
+        service
+            .store()
+            .set_peer_handler(Arc::new(move |sender, body| {
+                answering.answer_demand_report(sender, body)
+            }));
+    }
+    let mut tick = tokio::time::interval(DEMAND_EXCHANGE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        service.exchange_throttle_demand().await;
+    }
 }
 
 /// Everything a node needs to start, from either mode.
@@ -64,6 +142,7 @@ struct Settings {
     log_level: String,
     dev: Option<(dev::DevFiles, Option<coffer_crypto::SecretString>)>,
     cluster: Option<ClusterSettings>,
+    network: NetworkSettings,
 }
 
 /// The node's directory for vault restores in progress, emptied at start: files there belong to
@@ -204,6 +283,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let local = listener.local_addr()?;
+    let mut private_listeners = Vec::new();
+    for addr in &settings.network.private_listen {
+        let private = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the private listener {addr}"))?;
+        tracing::info!(address = %private.local_addr()?, "private listener up");
+        private_listeners.push(private);
+    }
     let dns_suffix = match &settings.dns_suffix {
         Some(suffix) => suffix.clone(),
         None => format!("{}:{}", dev::DEV_DNS_SUFFIX, local.port()),
@@ -216,8 +303,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         identity,
     )
     .with_geography(&settings.geography)
-    .with_spool_dir(&restore_spool(&settings.data_dir)?);
+    .with_spool_dir(&restore_spool(&settings.data_dir)?)
+    .with_network(std::mem::take(&mut settings.network.service));
     tokio::spawn(lifecycle_jobs(service.clone()));
+    tokio::spawn(throttle_exchange(service.clone()));
     {
         // Every node makes sure a signing key exists; the first proposal wins. After that the
         // leader rotates the key when it is older than SIGNING_KEY_MAX_AGE.
@@ -246,7 +335,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let audit = AuditLog::open(&settings.audit_file)
         .with_context(|| format!("opening the audit log {}", settings.audit_file.display()))?;
     let authenticator = Arc::new(service.clone());
-    let gateway = Arc::new(Gateway::new(service, authenticator, audit, Metrics::new()));
+    let gateway = Arc::new(
+        Gateway::new(service, authenticator, audit, Metrics::new())
+            .with_trusted_proxies(std::mem::take(&mut settings.network.trusted_proxies)),
+    );
     let tls = server_tls_config(&settings.cert_pem, &settings.key_pem)?;
 
     let mut extra_env = Vec::new();
@@ -294,6 +386,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!(address = %mi_addr, "managed-identity endpoint up");
     }
     if let Some((files, new_token)) = &settings.dev {
+        let private: Vec<String> = private_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| format!("https://{a}"))
+            .collect();
+        if !private.is_empty() {
+            extra_env.push(("COFFER_PRIVATE_ENDPOINTS".to_owned(), private.join(",")));
+        }
         let env = dev::write_env(files, &[local], new_token.as_ref(), &extra_env)?;
         println!("Coffer dev server listening on https://{local}");
         println!("Data directory: {}", files.data_dir.display());
@@ -319,8 +419,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!(address = %local, node_id = settings.node_id, "serving");
+    let mut private_listener_tasks = Vec::new();
+    for private in private_listeners {
+        let (tls, gateway, suffix) = (tls.clone(), gateway.clone(), dns_suffix.clone());
+        private_listener_tasks.push(tokio::spawn(async move {
+            if let Err(e) =
+                coffer_gateway::serve(private, true, tls, gateway, suffix, shutdown_signal()).await
+            {
+                tracing::error!(error = %e, "a private listener failed");
+            }
+        }));
+    }
 
-    coffer_gateway::serve(listener, tls, gateway, dns_suffix, shutdown_signal()).await?;
+    coffer_gateway::serve(
+        listener,
+        settings.network.listen_private,
+        tls,
+        gateway,
+        dns_suffix,
+        shutdown_signal(),
+    )
+    .await?;
+    for task in private_listener_tasks {
+        let _ = task.await;
+    }
     tracing::info!("shutting down");
     if let (Some(stop), Some(task)) = (stop_cluster, cluster_task) {
         let _ = stop.send(());
@@ -413,6 +535,24 @@ fn dev_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         log_level: std::env::var("COFFER_LOG").unwrap_or_else(|_| "warn".into()),
         dev: Some((files, new_token)),
         cluster: None,
+        network: NetworkSettings::parse(
+            false,
+            args.private_listen.clone(),
+            &args.trusted_proxy,
+            &args.trusted_service,
+            args.virtual_network
+                .iter()
+                .map(|spec| {
+                    let (name, ranges) = spec.split_once('=').with_context(|| {
+                        format!("--virtual-network {spec}: expected NAME=CIDR[,CIDR...]")
+                    })?;
+                    Ok((
+                        name.to_owned(),
+                        ranges.split(',').map(str::to_owned).collect(),
+                    ))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        )?,
     })
 }
 
@@ -456,6 +596,14 @@ fn config_settings(args: &ServerArgs) -> anyhow::Result<Settings> {
         snapshot_every: config.raft.snapshot_every,
         log_level: config.log.level.clone(),
         cluster: config.cluster.as_ref().map(cluster_settings).transpose()?,
+        network: NetworkSettings::parse(
+            config.listen.private,
+            config.network.private_listen.clone(),
+            &config.network.trusted_proxies,
+            &config.network.trusted_services,
+            config.network.virtual_networks.clone(),
+        )
+        .context("in [network]")?,
         data_dir: config.node.data_dir,
         dev: None,
     })

@@ -20,6 +20,8 @@ pub struct DevServer {
     pub addr: String,
     pub token: String,
     pub ca_cert: PathBuf,
+    /// `https://host:port` of each listener marked private (`--private-listen`).
+    pub private_endpoints: Vec<String>,
 }
 
 /// Reads `export K=V` lines.
@@ -44,6 +46,11 @@ impl DevServer {
 
     /// Starts a dev server whose log (in `{data_dir}.server.log`) is filtered at `level`.
     pub fn start_logged(data_dir: &Path, extra: &[&str], level: &str) -> Self {
+        Self::start_on(data_dir, "127.0.0.1:0", extra, level)
+    }
+
+    /// Starts a dev server whose main listener binds `listen`.
+    pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str], level: &str) -> Self {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -51,7 +58,7 @@ impl DevServer {
             .open(data_dir.with_extension("server.log"))
             .expect("server log");
         let mut child = Command::new(BIN)
-            .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["server", "--dev", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("COFFER_LOG", level)
@@ -97,6 +104,11 @@ impl DevServer {
             addr,
             token: get("COFFER_TOKEN"),
             ca_cert: PathBuf::from(get("COFFER_CA_CERT")),
+            private_endpoints: get("COFFER_PRIVATE_ENDPOINTS")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -236,17 +248,41 @@ impl DevServer {
 
     /// A gRPC channel to the server over TLS, trusting the dev CA.
     pub async fn grpc_channel(&self) -> tonic::transport::Channel {
+        self.endpoint(&format!("https://{}", self.addr))
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A gRPC endpoint (not yet connected) for `url`, over TLS, trusting the dev CA.
+    pub fn endpoint(&self, url: &str) -> tonic::transport::Endpoint {
         let ca = std::fs::read(&self.ca_cert).expect("CA PEM");
         let tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(ca))
             .domain_name("localhost");
-        tonic::transport::Channel::from_shared(format!("https://{}", self.addr))
+        tonic::transport::Channel::from_shared(url.to_owned())
             .expect("URI")
             .tls_config(tls)
             .expect("TLS config")
+    }
+
+    /// A gRPC channel to `url` whose connection leaves from `source` (another 127.0.0.0/8
+    /// address, say).
+    pub async fn grpc_channel_from(
+        &self,
+        url: &str,
+        source: std::net::IpAddr,
+    ) -> tonic::transport::Channel {
+        self.endpoint(url)
+            .local_address(Some(source))
             .connect()
             .await
             .expect("connect")
+    }
+
+    /// The main listener's `https://` URL.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {

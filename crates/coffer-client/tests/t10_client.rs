@@ -149,6 +149,20 @@ impl VaultService for MockVaults {
     ) -> Result<Response<Vault>, Status> {
         Err(Status::unimplemented("not in this mock"))
     }
+
+    async fn update_network_rules(
+        &self,
+        _request: Request<pb::UpdateNetworkRulesRequest>,
+    ) -> Result<Response<Vault>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
+
+    async fn set_throttle_limits(
+        &self,
+        _request: Request<pb::SetThrottleLimitsRequest>,
+    ) -> Result<Response<Vault>, Status> {
+        Err(Status::unimplemented("not in this mock"))
+    }
 }
 
 struct MockSecrets;

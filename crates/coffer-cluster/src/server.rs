@@ -66,6 +66,7 @@ impl Cluster for ClusterApi {
             Ok(Kind::PreVote) => RpcKind::PreVote,
             Ok(Kind::TransferLeader) => RpcKind::TransferLeader,
             Ok(Kind::Forward) => RpcKind::Forward,
+            Ok(Kind::Peer) => RpcKind::Peer,
             _ => return Err(Status::invalid_argument("unknown call kind")),
         };
         let body = self

@@ -85,6 +85,7 @@ fn kind_of(kind: RpcKind) -> Kind {
         RpcKind::Vote => Kind::Vote,
         RpcKind::PreVote => Kind::PreVote,
         RpcKind::TransferLeader => Kind::TransferLeader,
+        RpcKind::Peer => Kind::Peer,
         _ => Kind::Forward,
     }
 }

@@ -29,6 +29,12 @@ pub struct AuditRecord {
     pub id: Option<String>,
     /// `OK` or the Azure error code.
     pub result_code: &'static str,
+    /// Azure's inner error code of a refusal, such as `ForbiddenByFirewall`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_code: Option<&'static str>,
+    /// For a throttled request: when a token will be free.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
     pub http_status: u16,
     pub duration_ms: f64,
 }
@@ -94,6 +100,8 @@ mod tests {
             vault: Some("kv".into()),
             id: Some("kv/secrets/a".into()),
             result_code: "OK",
+            inner_code: None,
+            retry_after_ms: None,
             http_status: 200,
             duration_ms: 1.5,
         };

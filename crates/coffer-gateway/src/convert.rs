@@ -54,6 +54,30 @@ pub(crate) fn vault_to_pb(record: &VaultRecord, base: &UriBase) -> pb::Vault {
         updated: record.updated,
         vault_uri: base.vault_uri(&record.name),
         enable_rbac_authorization: record.enable_rbac_authorization,
+        network_acls: Some(pb::NetworkRuleSet {
+            default_action: record.network.default_action.as_str().to_owned(),
+            bypass: record.network.bypass.as_str().to_owned(),
+            ip_rules: record
+                .network
+                .ip_rules
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            virtual_network_rules: record.network.virtual_network_rules.clone(),
+        }),
+        public_network_access: record.network.public_network_access.as_str().to_owned(),
+        throttle_limits: coffer_types::ThrottleClass::ALL
+            .iter()
+            .map(|class| {
+                let limit = record.throttle.limit(*class);
+                pb::ThrottleLimit {
+                    class: class.as_str().to_owned(),
+                    rate: limit.rate,
+                    burst: limit.burst,
+                    default: record.throttle.is_default(*class),
+                }
+            })
+            .collect(),
     }
 }
 
@@ -144,6 +168,16 @@ pub(crate) fn status_from(error: &Error, request_id: &str) -> Status {
     }
     if let Ok(value) = MetadataValue::try_from(request_id) {
         meta.insert("x-ms-request-id", value);
+    }
+    if let Some(ms) = error.retry_after_ms {
+        // Retry-After counts whole seconds; the millisecond header is what SDKs prefer.
+        let seconds = ms.div_ceil(1_000).max(1);
+        if let Ok(value) = MetadataValue::try_from(seconds.to_string()) {
+            meta.insert("retry-after", value);
+        }
+        if let Ok(value) = MetadataValue::try_from(ms.to_string()) {
+            meta.insert("x-ms-retry-after-ms", value);
+        }
     }
     status
 }

@@ -9,7 +9,8 @@ use coffer_proto::v1 as pb;
 use coffer_proto::v1::secret_service_server::SecretService;
 use coffer_proto::v1::vault_service_server::VaultService;
 use coffer_service::{
-    Consistency, CreateVault, RequestContext, SecretUpdate, SetSecret, VaultUpdate,
+    Consistency, CreateVault, NetworkRulesUpdate, RequestContext, SecretUpdate, SetSecret,
+    ThrottleLimitInput, VaultUpdate,
 };
 use coffer_types::Error;
 use coffer_types::error::quote_user_text;
@@ -57,7 +58,8 @@ impl GrpcApi {
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let bearer = bearer_token(&request);
-        let client = request.extensions().get::<ClientAddr>().map(|a| a.0);
+        let client = request.extensions().get::<ClientAddr>().copied();
+        let forwarded_for = metadata_text(&request, "x-forwarded-for");
         let client_request_id = metadata_text(&request, "x-ms-client-request-id");
         let consistency = match consistency(&request) {
             Ok(c) => c,
@@ -75,6 +77,7 @@ impl GrpcApi {
                     RequestMeta {
                         bearer: bearer.as_ref().map(|t| t.expose()),
                         client,
+                        forwarded_for: forwarded_for.as_deref(),
                         client_request_id: client_request_id.as_deref(),
                         consistency,
                     },
@@ -184,6 +187,7 @@ impl VaultService for GrpcApi {
                     purge_protection: r.purge_protection,
                     tags: tags_from_pb(r.tags),
                     enable_rbac_authorization: r.enable_rbac_authorization,
+                    network: None,
                 };
                 Ok(vault_to_pb(&svc.create_vault(&ctx, input).await?, &base))
             },
@@ -314,6 +318,67 @@ impl VaultService for GrpcApi {
         request: Request<tonic::Streaming<pb::RestoreVaultChunk>>,
     ) -> Result<Response<pb::Vault>, Status> {
         self.restore_vault_impl(request).await
+    }
+
+    async fn update_network_rules(
+        &self,
+        request: Request<pb::UpdateNetworkRulesRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "VaultUpdateNetworkRules",
+            request,
+            |r| vault_target(&r.vault),
+            |r, ctx| async move {
+                let update = NetworkRulesUpdate {
+                    vault: r.vault,
+                    default_action: r.default_action,
+                    bypass: r.bypass,
+                    public_network_access: r.public_network_access,
+                    add_ip_rules: r.add_ip_rules,
+                    remove_ip_rules: r.remove_ip_rules,
+                    add_virtual_network_rules: r.add_virtual_network_rules,
+                    remove_virtual_network_rules: r.remove_virtual_network_rules,
+                    ignore_missing_virtual_network: r.ignore_missing_virtual_network,
+                };
+                Ok(vault_to_pb(
+                    &svc.update_network_rules(&ctx, update).await?,
+                    &base,
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn set_throttle_limits(
+        &self,
+        request: Request<pb::SetThrottleLimitsRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        let svc = self.gateway.service.clone();
+        let base = self.base.clone();
+        self.run(
+            "VaultSetThrottleLimits",
+            request,
+            |r| vault_target(&r.vault),
+            |r, ctx| async move {
+                let set = r
+                    .limits
+                    .into_iter()
+                    .map(|l| ThrottleLimitInput {
+                        class: l.class,
+                        rate: l.rate,
+                        burst: l.burst,
+                    })
+                    .collect();
+                Ok(vault_to_pb(
+                    &svc.set_throttle_limits(&ctx, &r.vault, set, r.reset)
+                        .await?,
+                    &base,
+                ))
+            },
+        )
+        .await
     }
 }
 

@@ -246,10 +246,12 @@ async fn token(
         caller: client_id
             .map(|c| format!("appid={}", quote_user_text(&c)))
             .unwrap_or_else(|| "anonymous".to_owned()),
-        client: client.map(|c| c.0.0),
+        client: client.map(|c| c.0.addr.ip()),
         vault: None,
         id: Some(format!("tenants/{}", quote_user_text(&tenant))),
         result_code,
+        inner_code: None,
+        retry_after_ms: None,
         http_status: status,
         started,
     });

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod client_addr;
 mod convert;
 mod grpc;
 mod grpc_identity;

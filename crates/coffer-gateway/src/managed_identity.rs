@@ -211,6 +211,8 @@ async fn token(
         vault: None,
         id: Some("managed-identity".to_owned()),
         result_code,
+        inner_code: None,
+        retry_after_ms: None,
         http_status,
         started,
     });

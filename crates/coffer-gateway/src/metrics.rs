@@ -1,5 +1,8 @@
 //! Prometheus metrics of the gateway. Label values come from closed sets (operation names,
-//! result codes): never a vault, object name or caller, whose cardinality is unbounded.
+//! result codes, throttle classes): never an object name or caller, whose cardinality is
+//! unbounded. The one exception is the vault name on the per-vault guard counters, as Azure
+//! Monitor reports per vault: it is set only for vaults that exist, so the label set is bounded
+//! by the cluster's vaults.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +14,17 @@ use prometheus_client::registry::Registry;
 struct RequestLabels {
     operation: &'static str,
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThrottleLabels {
+    vault: String,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VaultLabels {
+    vault: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,6 +40,8 @@ pub struct Metrics {
     durations: HistogramFamily,
     tls_failures: Counter,
     audit_failures: Counter,
+    throttled: Family<ThrottleLabels, Counter>,
+    firewall_refused: Family<VaultLabels, Counter>,
 }
 
 fn new_histogram() -> Histogram {
@@ -66,12 +82,26 @@ impl Metrics {
             "Audit records that could not be written",
             audit_failures.clone(),
         );
+        let throttled = Family::<ThrottleLabels, Counter>::default();
+        registry.register(
+            "throttled_requests",
+            "Requests refused with 429 by vault and operation class",
+            throttled.clone(),
+        );
+        let firewall_refused = Family::<VaultLabels, Counter>::default();
+        registry.register(
+            "firewall_refused_requests",
+            "Requests refused by a vault's network rules",
+            firewall_refused.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             tls_failures,
             audit_failures,
+            throttled,
+            firewall_refused,
         }
     }
 
@@ -82,6 +112,23 @@ impl Metrics {
         self.durations
             .get_or_create(&OperationLabels { operation })
             .observe(seconds);
+    }
+
+    pub(crate) fn throttled(&self, vault: &str, class: coffer_types::ThrottleClass) {
+        self.throttled
+            .get_or_create(&ThrottleLabels {
+                vault: vault.to_owned(),
+                class: class.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn firewall_refused(&self, vault: &str) {
+        self.firewall_refused
+            .get_or_create(&VaultLabels {
+                vault: vault.to_owned(),
+            })
+            .inc();
     }
 
     pub fn tls_handshake_failed(&self) {

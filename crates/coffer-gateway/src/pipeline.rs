@@ -2,30 +2,60 @@
 //! count it, whatever the outcome.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use coffer_service::{Authenticator, Consistency, RequestContext, Service};
-use coffer_types::Error;
+use coffer_service::{Authenticator, Caller, Consistency, RequestContext, Service};
+use coffer_types::network::{Origin, Verdict};
+use coffer_types::{Error, ErrorCode, IpNet, ThrottleClass, VaultRecord};
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{AuditLog, AuditRecord};
+use crate::client_addr::{TrustedProxies, forwarded_client};
 use crate::metrics::Metrics;
 
-/// The client's address as the listener saw it, attached to each request.
+/// Where a connection comes from, attached to each of its requests by the listener.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientAddr(pub SocketAddr);
+pub(crate) struct ClientAddr {
+    /// The TCP peer, or the client a trusted proxy named in a PROXY protocol header.
+    pub addr: SocketAddr,
+    /// Whether the connection arrived on a listener marked private.
+    pub private: bool,
+}
 
 /// What the transport tells the pipeline about a request besides its body.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RequestMeta<'a> {
     pub bearer: Option<&'a str>,
-    pub client: Option<SocketAddr>,
+    pub client: Option<ClientAddr>,
+    /// The request's `X-Forwarded-For`, honoured only when the connection comes from a
+    /// trusted proxy.
+    pub forwarded_for: Option<&'a str>,
     /// The client's own id for the request; retries of a write reuse it.
     pub client_request_id: Option<&'a str>,
     pub consistency: Consistency,
+}
+
+/// The guards an operation passes: which throttle class it draws from, and whether the vault's
+/// network rules apply. As in Azure, the rules guard the data plane (objects, random bytes,
+/// and here vault backups, which carry every object); management requests on the vault itself
+/// pass them, so that an administrator can always change the rules.
+fn guards_of(operation: &str) -> Option<(ThrottleClass, bool)> {
+    match operation {
+        "VaultGetRandomBytes" => Some((ThrottleClass::Keys, true)),
+        "VaultBackup" => Some((ThrottleClass::Management, true)),
+        // A vault being created, restored, recovered or purged is not active: nothing to guard.
+        "VaultPut" | "VaultRestore" | "VaultRecover" | "VaultPurge" | "VaultGetDeleted" => None,
+        op if op.starts_with("Secret") => Some((ThrottleClass::Secrets, true)),
+        op if op.starts_with("Key") => Some((ThrottleClass::Keys, true)),
+        op if op.starts_with("Certificate") => Some((ThrottleClass::Certificates, true)),
+        op if op.starts_with("Vault") || op.starts_with("RoleAssignment") => {
+            Some((ThrottleClass::Management, false))
+        }
+        _ => None,
+    }
 }
 
 /// What a request is about, for its audit record.
@@ -69,10 +99,13 @@ pub(crate) struct Outcome<'a> {
     pub operation_name: &'static str,
     pub request_id: &'a str,
     pub caller: String,
-    pub client: Option<SocketAddr>,
+    pub client: Option<IpAddr>,
     pub vault: Option<String>,
     pub id: Option<String>,
     pub result_code: &'static str,
+    /// Azure's inner error code, when the refusal has one (`ForbiddenByFirewall`).
+    pub inner_code: Option<&'static str>,
+    pub retry_after_ms: Option<u64>,
     pub http_status: u16,
     pub started: Instant,
 }
@@ -85,6 +118,7 @@ pub struct Gateway {
     pub(crate) metrics: Metrics,
     next_request: AtomicU64,
     node_tag: String,
+    trusted_proxies: TrustedProxies,
 }
 
 impl Gateway {
@@ -102,7 +136,19 @@ impl Gateway {
             metrics,
             next_request: AtomicU64::new(1),
             node_tag,
+            trusted_proxies: TrustedProxies::new(Vec::new()),
         }
+    }
+
+    /// The proxies and load balancers whose PROXY protocol headers and `X-Forwarded-For`
+    /// headers are believed. From any other peer they change nothing.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = TrustedProxies::new(proxies);
+        self
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -139,11 +185,13 @@ impl Gateway {
             caller: outcome.caller,
             caller_ip_address: outcome
                 .client
-                .map(|a| a.ip().to_string())
+                .map(|a| coffer_types::net::canonical_ip(a).to_string())
                 .unwrap_or_default(),
             vault: outcome.vault,
             id: outcome.id,
             result_code: outcome.result_code,
+            inner_code: outcome.inner_code,
+            retry_after_ms: outcome.retry_after_ms,
             http_status: outcome.http_status,
             duration_ms: elapsed.as_secs_f64() * 1_000.0,
         };
@@ -152,7 +200,8 @@ impl Gateway {
         }
     }
 
-    /// Runs `operation` for an authenticated caller and records the request.
+    /// Runs `operation` for an authenticated caller, once the vault's network rules and
+    /// throttle admit it, and records the request.
     pub(crate) async fn call<T, F, Fut>(
         &self,
         operation_name: &'static str,
@@ -168,33 +217,57 @@ impl Gateway {
         let RequestMeta {
             bearer,
             client,
+            forwarded_for,
             client_request_id,
             consistency,
         } = request;
         let started = Instant::now();
         let request_id = self.next_request_id();
+        let origin = client.map(|c| Origin {
+            addr: forwarded_client(c.addr.ip(), forwarded_for, &self.trusted_proxies),
+            private_listener: c.private,
+        });
+        let guarded = self.guarded(operation_name, target.vault.as_deref());
         let (caller, result) = match self.authenticator.authenticate(bearer) {
             Ok(principal) => {
                 let caller = principal.id.clone();
-                match RequestContext::new(principal, client_request_id, consistency) {
-                    Ok(ctx) => (caller, operation(ctx).await),
+                match self.admit(&principal, guarded.as_ref(), origin.as_ref()) {
                     Err(e) => (caller, Err(e)),
+                    Ok(()) => {
+                        match RequestContext::new(principal, client_request_id, consistency) {
+                            Ok(ctx) => (caller, operation(ctx).await),
+                            Err(e) => (caller, Err(e)),
+                        }
+                    }
                 }
             }
-            Err(e) => ("anonymous".to_owned(), Err(e)),
+            Err(e) => {
+                // An address the rules refuse hears so before it hears about its credential.
+                let refused = guarded
+                    .as_ref()
+                    .zip(origin.as_ref())
+                    .and_then(|(g, origin)| {
+                        self.firewall(&g.vault, g.firewalled, origin, "anonymous", false)
+                            .err()
+                    });
+                ("anonymous".to_owned(), Err(refused.unwrap_or(e)))
+            }
         };
         let (result_code, http_status, id) = match &result {
             Ok(value) => ("OK", 200, value.audited_id().or(target.id)),
             Err(e) => (e.code.as_str(), e.code.http_status(), target.id),
         };
+        let error = result.as_ref().err();
         self.record(Outcome {
             operation_name,
             request_id: &request_id,
             caller,
-            client,
+            client: origin.map(|o| o.addr),
             vault: target.vault,
             id,
             result_code,
+            inner_code: error.and_then(|e| e.inner).map(|i| i.as_str()),
+            retry_after_ms: error.and_then(|e| e.retry_after_ms),
             http_status,
             started,
         });
@@ -207,5 +280,96 @@ impl Gateway {
             );
         }
         (request_id, result)
+    }
+
+    /// The vault an operation is guarded by, as this node has applied it.
+    fn guarded(&self, operation: &str, vault: Option<&str>) -> Option<Guarded> {
+        let (class, firewalled) = guards_of(operation)?;
+        match self.service.guarded_vault(vault?) {
+            Ok(vault) => vault.map(|vault| Guarded {
+                vault,
+                class,
+                firewalled,
+            }),
+            Err(e) => {
+                // The operation reads the vault again and reports the failure itself.
+                tracing::warn!(error = %e.message, "reading a vault's guards failed");
+                None
+            }
+        }
+    }
+
+    /// The network rules, then the throttle (DESIGN.md §2).
+    fn admit(
+        &self,
+        caller: &Caller,
+        guarded: Option<&Guarded>,
+        origin: Option<&Origin>,
+    ) -> Result<(), Error> {
+        let Some(g) = guarded else {
+            return Ok(());
+        };
+        if let Some(origin) = origin {
+            let trusted = self.service.is_trusted_service(caller);
+            self.firewall(&g.vault, g.firewalled, origin, &caller.describe(), trusted)?;
+        }
+        self.service.throttle(&g.vault, g.class).inspect_err(|e| {
+            if e.code == ErrorCode::Throttled {
+                self.metrics.throttled(&g.vault.name, g.class);
+            }
+        })
+    }
+
+    fn firewall(
+        &self,
+        vault: &VaultRecord,
+        firewalled: bool,
+        origin: &Origin,
+        caller: &str,
+        trusted_service: bool,
+    ) -> Result<(), Error> {
+        if !firewalled {
+            return Ok(());
+        }
+        let verdict = self.service.judge_origin(vault, origin);
+        if verdict == Verdict::Admit || (trusted_service && verdict.bypassable()) {
+            return Ok(());
+        }
+        self.metrics.firewall_refused(&vault.name);
+        Err(verdict
+            .error(origin, caller, &vault.name)
+            .unwrap_or_else(|| Error::internal("The firewall refused without a reason.")))
+    }
+}
+
+/// A request's vault and the guards its operation passes.
+struct Guarded {
+    vault: VaultRecord,
+    class: ThrottleClass,
+    firewalled: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_operations_are_firewalled_and_management_ones_are_not() {
+        assert_eq!(guards_of("SecretGet"), Some((ThrottleClass::Secrets, true)));
+        assert_eq!(guards_of("KeySign"), Some((ThrottleClass::Keys, true)));
+        assert_eq!(
+            guards_of("VaultGetRandomBytes"),
+            Some((ThrottleClass::Keys, true))
+        );
+        assert_eq!(
+            guards_of("VaultBackup"),
+            Some((ThrottleClass::Management, true))
+        );
+        assert_eq!(
+            guards_of("VaultUpdateNetworkRules"),
+            Some((ThrottleClass::Management, false))
+        );
+        assert_eq!(guards_of("VaultPut"), None);
+        assert_eq!(guards_of("PrincipalCreate"), None);
     }
 }

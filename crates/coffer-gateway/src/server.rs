@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::client_addr::read_proxy_header;
 use crate::convert::UriBase;
 use crate::grpc::GrpcApi;
 use crate::pipeline::{ClientAddr, Gateway};
@@ -37,9 +38,12 @@ pub enum ServeError {
 const MAX_SECRET_MESSAGE_BYTES: usize = 24 * 1024 * 1024;
 
 /// Serves `gateway` on `listener` until `shutdown` completes. `dns_suffix` (with `:port` if
-/// not 443) is what vault URIs are built from.
+/// not 443) is what vault URIs are built from. A `private` listener is Coffer's private
+/// endpoint: vaults whose public network access is disabled admit its requests, and their
+/// firewall rules do not apply to it.
 pub async fn serve(
     listener: TcpListener,
+    private: bool,
     tls: Arc<rustls::ServerConfig>,
     gateway: Arc<Gateway>,
     dns_suffix: String,
@@ -92,7 +96,7 @@ pub async fn serve(
         let router = router.clone();
         let gateway = gateway.clone();
         tokio::spawn(async move {
-            serve_connection(tcp, peer, acceptor, router, gateway).await;
+            serve_connection(tcp, peer, private, acceptor, router, gateway).await;
         });
     }
 }
@@ -105,13 +109,33 @@ fn is_transient(e: &std::io::Error) -> bool {
 }
 
 async fn serve_connection(
-    tcp: tokio::net::TcpStream,
+    mut tcp: tokio::net::TcpStream,
     peer: SocketAddr,
+    private: bool,
     acceptor: TlsAcceptor,
     router: axum::Router,
     gateway: Arc<Gateway>,
 ) {
     let _ = tcp.set_nodelay(true);
+    // Only a trusted proxy may say, in a PROXY protocol v2 header, whom it connects for. From
+    // anyone else such a header is not read, and the TLS handshake then refuses it.
+    let mut client = peer;
+    if gateway.trusted_proxies().contains(peer.ip()) {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_proxy_header(&mut tcp)).await {
+            Ok(Ok(Some(source))) => client = source,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                gateway.metrics.tls_handshake_failed();
+                tracing::debug!(peer = %peer, error = %e, "malformed PROXY protocol header");
+                return;
+            }
+            Err(_) => {
+                gateway.metrics.tls_handshake_failed();
+                tracing::debug!(peer = %peer, "PROXY protocol header timed out");
+                return;
+            }
+        }
+    }
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -129,7 +153,10 @@ async fn serve_connection(
     };
     let service = router.map_request(
         move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ClientAddr(peer));
+            request.extensions_mut().insert(ClientAddr {
+                addr: client,
+                private,
+            });
             request.map(axum::body::Body::new)
         },
     );

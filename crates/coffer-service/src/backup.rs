@@ -79,6 +79,9 @@ struct VaultPayload {
     retention_days: u32,
     purge_protection: bool,
     tags: Tags,
+    /// The vault's firewall, so that a restored copy is no more reachable than the original.
+    #[serde(default)]
+    network: coffer_types::NetworkRuleSet,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -708,6 +711,7 @@ impl Service {
                             retention_days: record.retention_days,
                             purge_protection: record.purge_protection,
                             tags: record.tags.clone(),
+                            network: record.network.clone(),
                         }))?;
                         send(sealer.seal(&frame, false).map_err(crypto_internal)?)?;
                         vault = Some(*record);
@@ -849,6 +853,8 @@ impl Service {
             wrapped_key: Vec::new(),
             enable_rbac_authorization: true,
             access_policies: Vec::new(),
+            network: Default::default(),
+            throttle: Default::default(),
             tenant_id: ctx.caller().tenant.clone(),
         };
         self.authorize_data(ctx, &prospective, DataOperation::SecretRestore, None)?;
@@ -870,6 +876,7 @@ impl Service {
                         .map(|(k, v)| (k.to_owned(), v.to_owned()))
                         .collect(),
                     enable_rbac_authorization: None,
+                    network: Some(payload.network.clone()),
                 },
             )
             .await?;

@@ -12,6 +12,7 @@ mod auth;
 mod authz;
 mod backup;
 mod data_keys;
+mod guards;
 mod identity;
 mod identity_cache;
 mod key_operations;
@@ -23,6 +24,7 @@ mod paging;
 mod request;
 mod roles;
 mod secrets;
+mod throttle;
 mod tokens;
 mod vaults;
 
@@ -35,6 +37,9 @@ use coffer_types::Clock;
 pub use auth::{Authenticator, Caller, CallerKind};
 pub use backup::BackupStream;
 pub use coffer_store::PeerStatus;
+pub use guards::{
+    DEMAND_EXCHANGE_TIMEOUT, NetworkRulesUpdate, NetworkSettings, ThrottleLimitInput,
+};
 pub use identity::{AddedCredential, CreatePrincipal, NewCredential};
 pub use key_operations::{KeyOperationInput, KeyOperationOutcome, MAX_KEY_OPERATION_BYTES};
 pub use key_rotation::{LifetimeActionInput, RotationPolicyBundle};
@@ -67,6 +72,10 @@ pub struct Service {
     geography: Arc<str>,
     /// Where vault restores keep the backup they receive until it is verified.
     spool_dir: Arc<std::path::Path>,
+    /// Virtual networks and trusted services, from the node configuration.
+    network: Arc<guards::NetworkSettings>,
+    /// This node's part of every vault's cluster-wide throttle.
+    throttle: Arc<throttle::ThrottleTable>,
 }
 
 impl Service {
@@ -76,6 +85,7 @@ impl Service {
         clock: Arc<dyn Clock>,
         identity: IdentityConfig,
     ) -> Self {
+        let node_id = store.node_id();
         Self {
             store,
             data_keys: Arc::new(data_keys::KeyCache::new(root)),
@@ -85,6 +95,8 @@ impl Service {
             clock,
             geography: Arc::from(DEFAULT_GEOGRAPHY),
             spool_dir: Arc::from(std::env::temp_dir().as_path()),
+            network: Arc::default(),
+            throttle: Arc::new(throttle::ThrottleTable::new(node_id)),
         }
     }
 

@@ -373,7 +373,7 @@ impl Service {
         self.authorized_deleted_vault(ctx, &name, mgmt::VAULT_WRITE)?;
         let command = LifecycleCommand::RecoverVault { vault: name.key() };
         match self.propose(ctx.request_id().to_owned(), command).await? {
-            Applied::Vault(record) => Ok(record),
+            Applied::Vault(record) => Ok(*record),
             other => Err(unexpected(&other)),
         }
     }

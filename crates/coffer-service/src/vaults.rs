@@ -21,6 +21,8 @@ pub struct CreateVault {
     pub tags: Vec<(String, String)>,
     /// `None` means RBAC, the default.
     pub enable_rbac_authorization: Option<bool>,
+    /// `None` means open to every network, as a new Azure vault is.
+    pub network: Option<coffer_types::NetworkRuleSet>,
 }
 
 /// Input of [`Service::update_vault`]; `None` leaves a property as it is.
@@ -54,7 +56,7 @@ fn validate_location(location: &str) -> Result<(), Error> {
 
 pub(crate) fn expect_vault(applied: Applied) -> Result<VaultRecord, Error> {
     match applied {
-        Applied::Vault(record) => Ok(record),
+        Applied::Vault(record) => Ok(*record),
         Applied::Failed(e) => Err(e),
         other => Err(Error::internal(format!(
             "unexpected store answer {other:?}"
@@ -98,10 +100,17 @@ impl Service {
             enable_rbac_authorization: input.enable_rbac_authorization.unwrap_or(true),
             access_policies: Vec::new(),
             tenant_id: ctx.caller().tenant.clone(),
+            network: input.network.unwrap_or_default(),
+            throttle: Default::default(),
         };
         expect_vault(
             self.store
-                .write(ctx.request_id().to_owned(), Command::CreateVault { record })
+                .write(
+                    ctx.request_id().to_owned(),
+                    Command::CreateVault {
+                        record: Box::new(record),
+                    },
+                )
                 .await?,
         )
     }
@@ -154,17 +163,9 @@ impl Service {
             purge_protection: update.purge_protection,
             tags,
             enable_rbac_authorization: update.enable_rbac_authorization,
+            ..VaultPatch::default()
         };
-        let command = Command::UpdateVault {
-            vault: name.key(),
-            patch,
-            updated: self.clock.now_unix(),
-        };
-        expect_vault(
-            self.store
-                .write(ctx.request_id().to_owned(), command)
-                .await?,
-        )
+        self.patch_vault(ctx, &name, patch).await
     }
 
     /// The vault `name`, read as current as `ctx` asks, once the caller may do the management

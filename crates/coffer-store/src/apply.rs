@@ -131,7 +131,7 @@ fn create_vault(db: &DB, batch: &mut WriteBatch, record: &VaultRecord) -> Outcom
         )));
     }
     batch.put_cf(db::cf(db, CF_VAULTS)?, key.as_bytes(), db::encode(record)?);
-    Ok(Ok(Applied::Vault(record.clone())))
+    Ok(Ok(Applied::Vault(Box::new(record.clone()))))
 }
 
 fn update_vault(
@@ -163,13 +163,22 @@ fn update_vault(
         // The other model's entries stay, inactive, so switching back restores them.
         record.enable_rbac_authorization = rbac;
     }
+    if let Some(network) = &patch.network {
+        match network.apply(&record.network) {
+            Ok(next) => record.network = next,
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    if let Some(throttle) = &patch.throttle {
+        throttle.apply(&mut record.throttle);
+    }
     record.updated = updated;
     batch.put_cf(
         db::cf(db, CF_VAULTS)?,
         vault.as_bytes(),
         db::encode(&record)?,
     );
-    Ok(Ok(Applied::Vault(record)))
+    Ok(Ok(Applied::Vault(Box::new(record))))
 }
 
 fn change_access_policy(
@@ -216,7 +225,7 @@ fn change_access_policy(
         vault.as_bytes(),
         db::encode(&record)?,
     );
-    Ok(Ok(Applied::Vault(record)))
+    Ok(Ok(Applied::Vault(Box::new(record))))
 }
 
 fn delete_vault_at_once(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {

@@ -403,6 +403,38 @@ impl Store {
         }
     }
 
+    /// The other members, voters and learners, as this node has applied the membership: id
+    /// and cluster address.
+    pub fn other_members(&self) -> Vec<(u64, String)> {
+        self.with_metrics(|m| {
+            m.membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.node_id)
+                .map(|(id, member)| (*id, member.addr.clone()))
+                .collect()
+        })
+    }
+
+    /// Sets who answers [`RpcKind::Peer`] messages from other members.
+    pub fn set_peer_handler(&self, handler: crate::PeerHandler) {
+        *self.peer_handler.write().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    /// Sends `body` to member `id` at `addr` as a [`RpcKind::Peer`] message, over the cluster
+    /// transport (mutual TLS), and returns its handler's answer.
+    pub async fn call_peer(
+        &self,
+        id: u64,
+        addr: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, crate::TransportError> {
+        self.transport
+            .call(id, addr, RpcKind::Peer, body, timeout)
+            .await
+    }
+
     /// The members as the leader sees them (asked of the leader, wherever it is).
     pub async fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
         match self.on_leader(Forwarded::Peers).await? {
@@ -515,6 +547,22 @@ impl Store {
                     .await
                     .map_err(RaftError::<TypeConfig>::Fatal);
                 serde_json::to_vec(&answer)
+            }
+            RpcKind::Peer => {
+                let Some(sender) = from else {
+                    return Err(StoreError::Refused("a peer message names no sender".into()));
+                };
+                let handler = self
+                    .peer_handler
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                return match handler {
+                    Some(handle) => handle(sender, body).map_err(StoreError::Refused),
+                    None => Err(StoreError::Unavailable(
+                        "this node does not take peer messages yet".into(),
+                    )),
+                };
             }
             RpcKind::Forward => {
                 let request: Forwarded = serde_json::from_slice(body).map_err(bad)?;

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 pub enum Command {
     /// Refused with `Conflict` if the vault exists.
     CreateVault {
-        record: VaultRecord,
+        record: Box<VaultRecord>,
     },
     UpdateVault {
         vault: String,
-        patch: VaultPatch,
+        patch: Box<VaultPatch>,
         updated: i64,
     },
     /// Adds a version and makes it the latest. Refused with `VaultNotFound` if the vault is
@@ -131,6 +131,12 @@ pub struct VaultPatch {
     pub purge_protection: Option<bool>,
     pub tags: Option<Tags>,
     pub enable_rbac_authorization: Option<bool>,
+    /// Applied to the current rule set atomically, so concurrent rule changes do not lose
+    /// each other's rules.
+    #[serde(default)]
+    pub network: Option<coffer_types::NetworkPatch>,
+    #[serde(default)]
+    pub throttle: Option<coffer_types::throttle::ThrottlePatch>,
 }
 
 /// Changes to a secret version's attributes; `None` leaves a field as it is.
@@ -148,7 +154,7 @@ pub struct SecretPatch {
 pub enum Applied {
     /// Blank and membership entries.
     Nothing,
-    Vault(VaultRecord),
+    Vault(Box<VaultRecord>),
     Secret(SecretRecord),
     Key(Box<KeyRecord>),
     KeyRotationPolicy(KeyRotationPolicyRecord),

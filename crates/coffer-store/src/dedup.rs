@@ -215,7 +215,9 @@ mod tests {
         let (vault, _) = records();
         let create = Proposal {
             request_id: "c".into(),
-            command: Command::CreateVault { record: vault },
+            command: Command::CreateVault {
+                record: Box::new(vault),
+            },
         };
         assert!(matches!(apply(&db, 1, &create), Applied::Vault(_)));
 

@@ -46,7 +46,7 @@ pub use export::Export;
 pub use keys::PolicyEntry;
 pub use lifecycle::{DuePurge, ExportedObject, RestoredObject, VaultExportItem};
 pub use read::Page;
-pub use store::{Bootstrap, Member, RaftTimeouts, Store, StoreConfig, StoreStatus};
+pub use store::{Bootstrap, Member, PeerHandler, RaftTimeouts, Store, StoreConfig, StoreStatus};
 pub use transport::{NoTransport, RpcKind, Transport, TransportError};
 
 #[cfg(test)]

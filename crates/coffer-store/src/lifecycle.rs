@@ -466,7 +466,7 @@ fn recover_vault(db: &DB, batch: &mut WriteBatch, vault: &str) -> Outcome {
         db::encode(&deleted.vault)?,
     );
     forget_deleted_vault(db, batch, vault, &deleted)?;
-    Ok(Ok(Applied::Vault(deleted.vault)))
+    Ok(Ok(Applied::Vault(Box::new(deleted.vault))))
 }
 
 fn forget_deleted_vault(

@@ -396,6 +396,8 @@ pub(crate) mod tests {
             wrapped_key: vec![1, 2, 3],
             enable_rbac_authorization: true,
             access_policies: Vec::new(),
+            network: Default::default(),
+            throttle: Default::default(),
             tenant_id: None,
         };
         let secret = coffer_types::SecretRecord {
@@ -430,7 +432,7 @@ pub(crate) mod tests {
                     Proposal {
                         request_id: "r1".into(),
                         command: Command::CreateVault {
-                            record: vault.clone(),
+                            record: Box::new(vault.clone()),
                         },
                     },
                 ),

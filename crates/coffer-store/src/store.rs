@@ -124,7 +124,13 @@ pub struct Store {
     pub(crate) request_deadline: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) identity_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// Answers [`crate::RpcKind::Peer`] messages (the throttle's demand exchange).
+    pub(crate) peer_handler: Arc<std::sync::RwLock<Option<PeerHandler>>>,
 }
+
+/// Answers a message another member sent with [`Store::call_peer`]: `(sender, body) → answer`.
+/// The sender's id is the one its certificate was issued for.
+pub type PeerHandler = Arc<dyn Fn(u64, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
 impl Store {
     /// Opens (or creates) the store and bootstraps the group as `config.bootstrap` says. With
@@ -216,6 +222,7 @@ impl Store {
                 .max(Duration::from_secs(5)),
             heartbeat: Duration::from_millis(t.heartbeat_ms),
             identity_epoch,
+            peer_handler: Arc::default(),
         })
     }
 

@@ -22,6 +22,9 @@ pub enum RpcKind {
     TransferLeader,
     /// A client request handed to the leader: a write, a read index, a membership change.
     Forward,
+    /// A message between the layers above the store on two members (the throttle's demand
+    /// reports), answered by the handler set with `Store::set_peer_handler`.
+    Peer,
 }
 
 /// Why an RPC got no answer.

@@ -39,6 +39,8 @@ pub enum InnerCode {
     ObjectIsDeletedButRecoverable,
     /// A restore or backup refused because of the geography the blob or cluster belongs to.
     GeographyMismatch,
+    /// A data-plane request refused by the vault's network rule set.
+    ForbiddenByFirewall,
 }
 
 impl ErrorCode {
@@ -85,6 +87,7 @@ impl InnerCode {
             InnerCode::ForbiddenByRbac => "ForbiddenByRbac",
             InnerCode::ObjectIsDeletedButRecoverable => "ObjectIsDeletedButRecoverable",
             InnerCode::GeographyMismatch => "GeographyMismatch",
+            InnerCode::ForbiddenByFirewall => "ForbiddenByFirewall",
         }
     }
 }
@@ -96,6 +99,10 @@ pub struct Error {
     pub code: ErrorCode,
     pub inner: Option<InnerCode>,
     pub message: String,
+    /// For `Throttled`: how long until the request would be admitted, in milliseconds (sent
+    /// as `Retry-After` and `x-ms-retry-after-ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Error {
@@ -104,6 +111,7 @@ impl Error {
             code,
             inner: None,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -285,6 +293,50 @@ impl Error {
              vault. Key Vault service will automatically purge it after the retention period has \
              passed.",
         )
+    }
+
+    /// Azure's 429 for a vault over its limit, with the wait until a token is free.
+    pub fn throttled(retry_after: std::time::Duration) -> Self {
+        let mut e = Self::new(
+            ErrorCode::Throttled,
+            "Request was not processed because too many requests were received. Reason: \
+             VaultRequestTypeLimitReached",
+        );
+        e.retry_after_ms = Some(
+            u64::try_from(retry_after.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+        e
+    }
+
+    /// Azure's 403 for an address the vault's firewall does not admit.
+    /// `vault` is the name of an existing vault (so valid); the caller id is quoted.
+    pub fn forbidden_by_firewall(client: &str, caller: &str, vault: &str) -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            format!(
+                "Client address is not authorized and caller is not a trusted service.\r\n\
+                 Client address: {client}\r\nCaller: {}\r\nVault: {vault}",
+                quote_user_text(caller),
+            ),
+        )
+        .with_inner(InnerCode::ForbiddenByFirewall)
+    }
+
+    /// Azure's 403 for a request on a public listener to a vault whose public network access
+    /// is disabled.
+    pub fn public_network_access_disabled(client: &str, caller: &str, vault: &str) -> Self {
+        Self::new(
+            ErrorCode::Forbidden,
+            format!(
+                "Public network access is disabled and request is not from a trusted service \
+                 nor via an approved private link.\r\nClient address: {client}\r\nCaller: \
+                 {}\r\nVault: {vault}",
+                quote_user_text(caller),
+            ),
+        )
+        .with_inner(InnerCode::ForbiddenByFirewall)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

@@ -34,10 +34,10 @@ macro_rules! named_enum {
             pub fn parse(text: &str) -> Result<Self, Error> {
                 match text {
                     $($text => Ok($name::$variant),)+
-                    other => Err(Error::bad_parameter(format!(
+                    other => Err($crate::Error::bad_parameter(format!(
                         "Invalid value for '{}': {}. Expected one of: {}.",
                         $field,
-                        quote_user_text(other),
+                        $crate::error::quote_user_text(other),
                         [$($text),+].join(", ")
                     ))),
                 }
@@ -51,6 +51,8 @@ macro_rules! named_enum {
         }
     };
 }
+
+pub(crate) use named_enum;
 
 named_enum!(
     /// `kty`. The `-HSM` types are accepted on premium vaults; Coffer keeps their material

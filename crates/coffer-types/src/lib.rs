@@ -14,8 +14,11 @@ pub mod identity;
 pub mod keys;
 pub mod limits;
 pub mod names;
+pub mod net;
+pub mod network;
 pub mod records;
 pub mod tags;
+pub mod throttle;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, InnerCode};
@@ -24,7 +27,10 @@ pub use keys::{
     KeyRotationPolicyRecord, KeyType, SignatureAlgorithm,
 };
 pub use names::{ObjectKind, ObjectName, VaultName, Version};
+pub use net::IpNet;
+pub use network::{NetworkPatch, NetworkRuleSet};
 pub use records::{
     DeletedObjectRecord, DeletedVaultRecord, GeographyKeyRecord, SecretRecord, Sku, VaultRecord,
 };
 pub use tags::Tags;
+pub use throttle::{ThrottleClass, ThrottleLimit, ThrottleLimits};

@@ -60,6 +60,13 @@ pub struct VaultRecord {
     /// created by the bootstrap token, which accepts tokens of every tenant.
     #[serde(default)]
     pub tenant_id: Option<String>,
+    /// Who may reach the vault's data plane (Azure's `networkAcls` and
+    /// `publicNetworkAccess`).
+    #[serde(default)]
+    pub network: crate::NetworkRuleSet,
+    /// The vault's own throttle limits, where they differ from the cluster's defaults.
+    #[serde(default)]
+    pub throttle: crate::ThrottleLimits,
 }
 
 fn rbac_by_default() -> bool {
@@ -247,6 +254,8 @@ mod tests {
             wrapped_key: vec![0xde, 0xad, 0xbe, 0xef],
             enable_rbac_authorization: true,
             access_policies: Vec::new(),
+            network: Default::default(),
+            throttle: Default::default(),
             tenant_id: None,
         }
     }
