@@ -466,3 +466,150 @@ async fn disabled_public_access_admits_only_private_listeners() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 }
+
+#[test]
+fn the_cli_manages_rules_and_limits_and_picks_its_source_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("d"));
+    server.ok(&["vault", "create", "--name", V, "--location", "eastus"]);
+    server.ok(&[
+        "secret",
+        "set",
+        "--vault",
+        V,
+        "--name",
+        "db-password",
+        "--value",
+        "hunter2-but-longer",
+    ]);
+    let listed = server.json(&[
+        "network-rule",
+        "add",
+        "--name",
+        V,
+        "--ip-address",
+        "127.0.0.2",
+        "--ip-address",
+        "2001:db8::/32",
+    ]);
+    assert_eq!(
+        listed["ipRules"],
+        serde_json::json!([{"value": "127.0.0.2"}, {"value": "2001:db8::/32"}])
+    );
+    let vault = server.json(&[
+        "vault",
+        "update",
+        "--name",
+        V,
+        "--default-action",
+        "Deny",
+        "--bypass",
+        "None",
+    ]);
+    assert_eq!(vault["networkAcls"]["defaultAction"], "Deny");
+    assert_eq!(vault["networkAcls"]["bypass"], "None");
+    assert_eq!(vault["publicNetworkAccess"], "Enabled");
+
+    let refused = server.fails(&["secret", "show", "--vault", V, "--name", "db-password"]);
+    assert!(
+        refused.contains("(Forbidden) Client address is not authorized"),
+        "{refused}"
+    );
+    assert!(refused.contains("Client address: 127.0.0.1"), "{refused}");
+    assert!(!refused.contains("hunter2"));
+    let shown = server.json(&[
+        "secret",
+        "show",
+        "--vault",
+        V,
+        "--name",
+        "db-password",
+        "--source-address",
+        "127.0.0.2",
+    ]);
+    assert_eq!(shown["value"], "hunter2-but-longer");
+    let env_source = server
+        .command(&[
+            "secret",
+            "show",
+            "--vault",
+            V,
+            "--name",
+            "db-password",
+            "--query",
+            "value",
+        ])
+        .env("COFFER_SOURCE_ADDRESS", "127.0.0.2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&env_source.stdout).trim(),
+        "hunter2-but-longer"
+    );
+
+    let listed = server.json(&[
+        "network-rule",
+        "remove",
+        "--vault",
+        V,
+        "--ip-address",
+        "127.0.0.2",
+    ]);
+    assert_eq!(
+        listed["ipRules"],
+        serde_json::json!([{"value": "2001:db8::/32"}])
+    );
+    let bad = server.fails(&[
+        "network-rule",
+        "add",
+        "--name",
+        V,
+        "--ip-address",
+        "10.0.0.0/33",
+    ]);
+    assert!(bad.contains("(BadParameter)"), "{bad}");
+    let bad = server.fails(&["network-rule", "add", "--name", V, "--vnet-name", "nowhere"]);
+    assert!(bad.contains("(BadParameter)"), "{bad}");
+    server.ok(&[
+        "network-rule",
+        "add",
+        "--name",
+        V,
+        "--vnet-name",
+        "nowhere",
+        "--ignore-missing-vnet-service-endpoint",
+    ]);
+    let listed = server.json(&["network-rule", "list", "--name", V]);
+    assert_eq!(
+        listed["virtualNetworkRules"],
+        serde_json::json!([{"id": "nowhere"}])
+    );
+
+    // Throttle limits through the CLI.
+    let limits = server.json(&[
+        "vault", "throttle", "set", "--name", V, "--class", "keys", "--rate", "300",
+    ]);
+    let keys = limits
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["class"] == "keys")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        keys,
+        serde_json::json!({"class": "keys", "rate": 300, "burst": 300, "default": false})
+    );
+    let bad = server.fails(&[
+        "vault", "throttle", "set", "--name", V, "--class", "disks", "--rate", "3",
+    ]);
+    assert!(bad.contains("(BadParameter)"), "{bad}");
+    let limits = server.json(&["vault", "throttle", "reset", "--name", V, "--class", "keys"]);
+    assert!(
+        limits
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["default"] == true)
+    );
+}

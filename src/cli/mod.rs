@@ -21,6 +21,7 @@ mod key;
 mod key_input;
 mod key_view;
 mod login;
+mod network_rule;
 mod operator;
 mod output;
 mod policy;
@@ -62,6 +63,8 @@ pub enum ClientCommand {
     Policy(policy::PolicyArgs),
     /// Operate the cluster: membership, snapshots, node certificates, geography backup keys.
     Operator(operator::OperatorArgs),
+    /// Manage a vault's firewall rules: IP addresses and ranges, virtual networks.
+    NetworkRule(network_rule::NetworkRuleArgs),
 }
 
 /// Help heading that groups the flags every client command accepts.
@@ -84,13 +87,20 @@ pub struct GlobalArgs {
     /// PEM file of the CA that signed the node's certificate [default: $COFFER_CA_CERT].
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     ca_cert: Option<PathBuf>,
+    /// Local IP address to connect from, on a host with several (vault firewalls judge the
+    /// client by it) [default: $COFFER_SOURCE_ADDRESS].
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "IP")]
+    source_address: Option<std::net::IpAddr>,
 }
 
 impl GlobalArgs {
     /// Connects to the node. Credentials come only from the environment or the saved login: a
     /// flag would leave them in shell history and in every process listing.
     async fn connect(&self) -> Result<CofferClient, CliError> {
-        let options = ConnectOptions::from_env_with(self.addr.clone(), self.ca_cert.clone())?;
+        let mut options = ConnectOptions::from_env_with(self.addr.clone(), self.ca_cert.clone())?;
+        if self.source_address.is_some() {
+            options.source_address = self.source_address;
+        }
         Ok(CofferClient::connect(options).await?)
     }
 }
@@ -108,6 +118,7 @@ pub async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Role(args) => role::run(args).await,
         ClientCommand::Policy(args) => policy::run(args).await,
         ClientCommand::Operator(args) => operator::run(args).await,
+        ClientCommand::NetworkRule(args) => network_rule::run(args).await,
     }
 }
 

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use coffer_client::proto::{CreateVaultRequest, Tags, UpdateVaultRequest, Vault};
+use coffer_client::proto::{
+    CreateVaultRequest, SetThrottleLimitsRequest, Tags, ThrottleLimit, UpdateNetworkRulesRequest,
+    UpdateVaultRequest, Vault,
+};
 use serde_json::{Value, json};
 
 use super::args::{SkuArg, parse_tags, sku_name};
@@ -75,6 +78,20 @@ enum VaultCommand {
         /// model's entries are kept.
         #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
         enable_rbac_authorization: Option<bool>,
+        /// What the firewall does with an address no rule names: Allow or Deny.
+        #[arg(long, value_name = "ACTION")]
+        default_action: Option<String>,
+        /// Whether the cluster's trusted services pass the firewall: AzureServices or None.
+        #[arg(long, value_name = "BYPASS")]
+        bypass: Option<String>,
+        /// Enabled, or Disabled to admit only requests through private listeners.
+        #[arg(long, value_name = "STATE")]
+        public_network_access: Option<String>,
+    },
+    /// Show, set or reset a vault's throttle limits (setting them needs Coffer/cluster/write).
+    Throttle {
+        #[command(subcommand)]
+        command: ThrottleCommand,
     },
     /// Delete a vault. It stays recoverable (`vault recover`), with its objects and its name
     /// reserved, until its scheduled purge date; `vault purge` removes it for good sooner.
@@ -131,6 +148,40 @@ enum VaultCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ThrottleCommand {
+    /// Show the vault's limit for every operation class.
+    Show {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Set one class's limit.
+    Set {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Operation class: secrets, keys, certificates or management.
+        #[arg(long)]
+        class: String,
+        /// Operations per second, for the whole cluster.
+        #[arg(long)]
+        rate: u32,
+        /// Operations admitted at once after a quiet spell [default: one second's worth].
+        #[arg(long, default_value_t = 0)]
+        burst: u32,
+    },
+    /// Return one class to the cluster default.
+    Reset {
+        /// Vault name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Operation class: secrets, keys, certificates or management.
+        #[arg(long)]
+        class: String,
+    },
+}
+
 pub async fn run(args: VaultArgs) -> Result<(), CliError> {
     let VaultArgs { global, command } = args;
     match command {
@@ -172,19 +223,81 @@ pub async fn run(args: VaultArgs) -> Result<(), CliError> {
             purge_protection,
             tags,
             enable_rbac_authorization,
+            default_action,
+            bypass,
+            public_network_access,
         } => {
             let tags = tags
                 .map(|pairs| parse_tags(&pairs).map(|tags| Tags { tags }))
                 .transpose()?;
-            let request = UpdateVaultRequest {
-                name,
-                sku: sku.map(|sku| coffer_client::proto::Sku::from(sku) as i32),
-                purge_protection,
-                tags,
-                enable_rbac_authorization,
+            let network =
+                (default_action.is_some() || bypass.is_some() || public_network_access.is_some())
+                    .then(|| UpdateNetworkRulesRequest {
+                        vault: name.clone(),
+                        default_action,
+                        bypass,
+                        public_network_access,
+                        ..Default::default()
+                    });
+            let properties = sku.is_some()
+                || purge_protection.is_some()
+                || tags.is_some()
+                || enable_rbac_authorization.is_some();
+            let client = global.connect().await?;
+            let mut vault = None;
+            if properties || network.is_none() {
+                let request = UpdateVaultRequest {
+                    name,
+                    sku: sku.map(|sku| coffer_client::proto::Sku::from(sku) as i32),
+                    purge_protection,
+                    tags,
+                    enable_rbac_authorization,
+                };
+                vault = Some(client.update_vault(request).await?);
+            }
+            if let Some(request) = network {
+                vault = Some(client.update_network_rules(request).await?);
+            }
+            match vault {
+                Some(vault) => print_one(&global, &vault),
+                None => Ok(()),
+            }
+        }
+        VaultCommand::Throttle { command } => {
+            let client = global.connect().await?;
+            let vault = match command {
+                ThrottleCommand::Show { name } => client.get_vault(&name).await?,
+                ThrottleCommand::Set {
+                    name,
+                    class,
+                    rate,
+                    burst,
+                } => {
+                    client
+                        .set_throttle_limits(SetThrottleLimitsRequest {
+                            vault: name,
+                            limits: vec![ThrottleLimit {
+                                class,
+                                rate,
+                                burst,
+                                default: false,
+                            }],
+                            reset: Vec::new(),
+                        })
+                        .await?
+                }
+                ThrottleCommand::Reset { name, class } => {
+                    client
+                        .set_throttle_limits(SetThrottleLimitsRequest {
+                            vault: name,
+                            limits: Vec::new(),
+                            reset: vec![class],
+                        })
+                        .await?
+                }
             };
-            let vault = global.connect().await?.update_vault(request).await?;
-            print_one(&global, &vault)
+            let json = Value::Array(vault.throttle_limits.iter().map(throttle_json).collect());
+            output::print(&global, &json, || throttle_table(&vault.throttle_limits))
         }
         VaultCommand::Delete { name } => {
             // Like `az keyvault delete`, success prints nothing.
@@ -274,7 +387,51 @@ pub fn vault_json(vault: &Vault) -> Value {
         "updated": output::time_json(vault.updated),
         "vaultUri": vault.vault_uri,
         "enableRbacAuthorization": vault.enable_rbac_authorization,
+        "networkAcls": network_acls_json(vault),
+        "publicNetworkAccess": vault.public_network_access,
+        "throttleLimits": vault.throttle_limits.iter().map(throttle_json).collect::<Vec<_>>(),
     })
+}
+
+/// `networkAcls` as `az keyvault show` prints it.
+pub fn network_acls_json(vault: &Vault) -> Value {
+    let acls = vault.network_acls.clone().unwrap_or_default();
+    json!({
+        "defaultAction": acls.default_action,
+        "bypass": acls.bypass,
+        "ipRules": acls.ip_rules.iter().map(|r| json!({ "value": r })).collect::<Vec<_>>(),
+        "virtualNetworkRules": acls
+            .virtual_network_rules
+            .iter()
+            .map(|r| json!({ "id": r }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn throttle_json(limit: &ThrottleLimit) -> Value {
+    json!({
+        "class": limit.class,
+        "rate": limit.rate,
+        "burst": limit.burst,
+        "default": limit.default,
+    })
+}
+
+fn throttle_table(limits: &[ThrottleLimit]) -> Table {
+    Table {
+        headers: vec!["Class", "Rate/s", "Burst", "Default"],
+        rows: limits
+            .iter()
+            .map(|l| {
+                vec![
+                    l.class.clone(),
+                    l.rate.to_string(),
+                    l.burst.to_string(),
+                    l.default.to_string(),
+                ]
+            })
+            .collect(),
+    }
 }
 
 fn vault_table(vaults: &[Vault]) -> Table {
@@ -322,7 +479,19 @@ mod tests {
             updated: 60,
             vault_uri: "https://kv1.vault.local".to_owned(),
             enable_rbac_authorization: true,
-            ..Vault::default()
+            network_acls: Some(coffer_client::proto::NetworkRuleSet {
+                default_action: "Deny".into(),
+                bypass: "None".into(),
+                ip_rules: vec!["203.0.113.0/24".into()],
+                virtual_network_rules: vec!["corp".into()],
+            }),
+            public_network_access: "Disabled".into(),
+            throttle_limits: vec![ThrottleLimit {
+                class: "secrets".into(),
+                rate: 50,
+                burst: 10,
+                default: false,
+            }],
         };
         assert_eq!(
             vault_json(&vault),
@@ -330,7 +499,14 @@ mod tests {
                 "name": "kv1", "location": "home", "sku": "premium", "retentionDays": 7,
                 "purgeProtection": true, "tags": {"env": "prod"},
                 "created": "1970-01-01T00:00:00Z", "updated": "1970-01-01T00:01:00Z",
-                "vaultUri": "https://kv1.vault.local", "enableRbacAuthorization": true
+                "vaultUri": "https://kv1.vault.local", "enableRbacAuthorization": true,
+                "networkAcls": {
+                    "defaultAction": "Deny", "bypass": "None",
+                    "ipRules": [{"value": "203.0.113.0/24"}],
+                    "virtualNetworkRules": [{"id": "corp"}]
+                },
+                "publicNetworkAccess": "Disabled",
+                "throttleLimits": [{"class": "secrets", "rate": 50, "burst": 10, "default": false}]
             })
         );
     }

@@ -15,7 +15,8 @@ use coffer_proto::v1::vault_service_client::VaultServiceClient;
 use coffer_proto::v1::{
     CreateVaultRequest, DeleteVaultRequest, GetSecretRequest, GetVaultRequest,
     ListSecretVersionsRequest, ListSecretsRequest, ListVaultsRequest, Secret, SetSecretRequest,
-    UpdateSecretRequest, UpdateVaultRequest, Vault,
+    SetThrottleLimitsRequest, UpdateNetworkRulesRequest, UpdateSecretRequest, UpdateVaultRequest,
+    Vault,
 };
 use coffer_proto::v1::{
     JoinPeerRequest, ListPeersRequest, NodeInfoRequest, Peer, RemovePeerRequest,
@@ -28,6 +29,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::auth::{BearerAuth, Refresher};
+use crate::cache::SecretCache;
+use crate::error::retry_after_of;
 use crate::options::Credential;
 use crate::tls::{check_ca_pem, invalid_addr, split_addrs, tls_host};
 use crate::{ClientError, ConnectOptions};
@@ -75,6 +78,40 @@ pub struct CofferClient {
     /// `Some` when the client authenticates with a client secret: renews the token before it
     /// expires.
     refresher: Option<Arc<Refresher>>,
+    /// How often one call is sent again after a throttled (429) answer.
+    throttle_retries: u32,
+    /// `Some`: secret reads are answered from here while fresh.
+    secret_cache: Option<Arc<SecretCache>>,
+}
+
+/// Throttled calls are retried at most this long after they started.
+const THROTTLE_DEADLINE: Duration = Duration::from_secs(60);
+/// Retries after a throttled answer, by default.
+pub const DEFAULT_THROTTLE_RETRIES: u32 = 4;
+
+/// How long to wait before retry `attempt` (0-based) of a throttled call: what the server
+/// asked for, else Azure's documented 1, 2, 4, 8, 16 s; at least an exponential floor from
+/// 100 ms, so repeated refusals back off; plus up to half again of random jitter (`unit` in
+/// 0..1), so that many throttled clients do not come back in step.
+pub(crate) fn throttle_wait(retry_after: Option<Duration>, attempt: u32, unit: f64) -> Duration {
+    let doubling = 1u32 << attempt.min(4);
+    let base = retry_after
+        .unwrap_or(Duration::from_secs(1) * doubling)
+        .max(Duration::from_millis(100) * doubling);
+    base.mul_f64(1.0 + unit.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A number in 0..1 for jitter; it need not be unpredictable, only different between clients
+/// and calls.
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl fmt::Debug for CofferClient {
@@ -109,6 +146,7 @@ impl CofferClient {
             addr,
             ca_cert_pem,
             credential,
+            source_address,
         } = options;
         check_ca_pem(&ca_cert_pem)?;
         let addrs = split_addrs(&addr);
@@ -124,6 +162,7 @@ impl CofferClient {
             let endpoint = Endpoint::from_shared(addr.clone())
                 .map_err(|err| invalid_addr(addr, &err.to_string()))?
                 .connect_timeout(CONNECT_TIMEOUT.min(Duration::from_secs(3)))
+                .local_address(source_address)
                 .tls_config(tls)
                 .map_err(|err| ClientError::connect(addr, &err))?;
             endpoints.push(endpoint);
@@ -196,7 +235,35 @@ impl CofferClient {
             max_staleness: None,
             failover_deadline: FAILOVER_DEADLINE,
             refresher,
+            throttle_retries: DEFAULT_THROTTLE_RETRIES,
+            secret_cache: None,
         })
+    }
+
+    /// How often a call answered `429 Throttled` is sent again, after the wait the server
+    /// asked for with jittered exponential backoff (default 4; 0 reports the first 429 at
+    /// once, as a load generator needs). A call is never retried more than 60 s after it
+    /// started. Retries carry the first attempt's request id, so a write is applied once.
+    pub fn with_throttle_retries(mut self, retries: u32) -> Self {
+        self.throttle_retries = retries;
+        self
+    }
+
+    /// Answers [`CofferClient::get_secret`] from a local copy for `ttl` after the server
+    /// answered, keeping at most `max_entries` (the read-through cache the throttle limits
+    /// call for). Values are wiped from memory when entries go. A set, update or delete of a
+    /// secret through this client forgets its copies; changes made elsewhere are seen once the
+    /// TTL passes.
+    pub fn with_secret_cache(mut self, ttl: Duration, max_entries: usize) -> Self {
+        self.secret_cache = Some(Arc::new(SecretCache::new(ttl, max_entries)));
+        self
+    }
+
+    /// Forgets cached copies of a secret this client changed.
+    pub(crate) fn forget_secret(&self, vault: &str, name: &str) {
+        if let Some(cache) = &self.secret_cache {
+            cache.invalidate(vault, name);
+        }
     }
 
     /// A client whose reads may be served by any node whose copy is at most `max` behind the
@@ -229,16 +296,29 @@ impl CofferClient {
     {
         self.fresh_token().await?;
         let metadata = self.call_metadata();
-        let until = Instant::now() + self.failover_deadline;
+        let started = Instant::now();
+        let until = started + self.failover_deadline;
         let count = self.nodes.len();
         let mut index = self.preferred.load(Ordering::Relaxed) % count;
         let mut failures = 0u32;
+        let mut throttled = 0u32;
         loop {
             let node = self.nodes[index].clone();
             match send(node, metadata.clone()).await {
                 Ok(response) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(response.into_inner());
+                }
+                Err(status)
+                    if status.code() == tonic::Code::ResourceExhausted
+                        && throttled < self.throttle_retries =>
+                {
+                    let wait = throttle_wait(retry_after_of(&status), throttled, jitter_unit());
+                    if started.elapsed() + wait > THROTTLE_DEADLINE {
+                        return Err(status.into());
+                    }
+                    throttled += 1;
+                    tokio::time::sleep(wait).await;
                 }
                 Err(status) if worth_retrying(&status) && Instant::now() < until => {
                     failures += 1;
@@ -352,6 +432,7 @@ impl CofferClient {
 
     /// Sets a secret, creating a new version.
     pub async fn set_secret(&self, request: SetSecretRequest) -> Result<Secret, ClientError> {
+        self.forget_secret(&request.vault, &request.name);
         self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.set_secret(with_meta(r, m)).await }
@@ -359,11 +440,59 @@ impl CofferClient {
         .await
     }
 
-    /// Reads a secret with its value; an empty `version` means the latest.
+    /// Reads a secret with its value; an empty `version` means the latest. With
+    /// [`CofferClient::with_secret_cache`], a fresh cached answer is returned without a call.
     pub async fn get_secret(&self, request: GetSecretRequest) -> Result<Secret, ClientError> {
+        let cache = self.secret_cache.as_ref();
+        if let Some(hit) = cache.and_then(|c| {
+            c.get(
+                &request.vault,
+                &request.name,
+                &request.version,
+                Instant::now(),
+            )
+        }) {
+            return Ok(hit);
+        }
+        let secret = self
+            .call(|mut n, m| {
+                let r = request.clone();
+                async move { n.secrets.get_secret(with_meta(r, m)).await }
+            })
+            .await?;
+        if let Some(cache) = cache {
+            cache.insert(
+                &request.vault,
+                &request.name,
+                &request.version,
+                &secret,
+                Instant::now(),
+            );
+        }
+        Ok(secret)
+    }
+
+    /// Changes a vault's network rule set (default action, bypass, public network access, IP
+    /// and virtual network rules) in one step.
+    pub async fn update_network_rules(
+        &self,
+        request: UpdateNetworkRulesRequest,
+    ) -> Result<Vault, ClientError> {
         self.call(|mut n, m| {
             let r = request.clone();
-            async move { n.secrets.get_secret(with_meta(r, m)).await }
+            async move { n.vaults.update_network_rules(with_meta(r, m)).await }
+        })
+        .await
+    }
+
+    /// Sets or resets a vault's throttle limits (a cluster operator's call).
+    pub async fn set_throttle_limits(
+        &self,
+        request: SetThrottleLimitsRequest,
+    ) -> Result<Vault, ClientError> {
+        self.call(|mut n, m| {
+            let r = request.clone();
+            async move { n.vaults.set_throttle_limits(with_meta(r, m)).await }
         })
         .await
     }
@@ -420,6 +549,7 @@ impl CofferClient {
 
     /// Updates a secret version's attributes, content type or tags (never its value).
     pub async fn update_secret(&self, request: UpdateSecretRequest) -> Result<Secret, ClientError> {
+        self.forget_secret(&request.vault, &request.name);
         self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.update_secret(with_meta(r, m)).await }
@@ -602,6 +732,33 @@ mod tests {
         assert_eq!(pager.next_request().unwrap(), Some("p2".to_owned()));
         pager.record(String::new());
         assert_eq!(pager.next_request().unwrap(), None);
+    }
+
+    #[test]
+    fn throttled_calls_wait_what_the_server_asks_and_back_off_with_jitter() {
+        let ms = Duration::from_millis;
+        // The server's wait is the floor; jitter adds at most half again.
+        assert_eq!(throttle_wait(Some(ms(300)), 0, 0.0), ms(300));
+        assert_eq!(throttle_wait(Some(ms(300)), 0, 1.0), ms(450));
+        // Repeated refusals back off from 100 ms, doubling, even if the server says less.
+        assert_eq!(throttle_wait(Some(ms(1)), 0, 0.0), ms(100));
+        assert_eq!(throttle_wait(Some(ms(1)), 3, 0.0), ms(800));
+        assert_eq!(throttle_wait(Some(ms(1)), 9, 0.0), ms(1_600));
+        // Without a Retry-After: Azure's 1, 2, 4, 8, 16 s.
+        let azure: Vec<Duration> = (0..6).map(|a| throttle_wait(None, a, 0.0)).collect();
+        assert_eq!(
+            azure,
+            [1, 2, 4, 8, 16, 16].map(Duration::from_secs).to_vec()
+        );
+        for _ in 0..100 {
+            let unit = jitter_unit();
+            assert!((0.0..1.0).contains(&unit));
+        }
+        // Jitter spreads clients out.
+        let spread: std::collections::BTreeSet<u64> = (0..50)
+            .map(|_| throttle_wait(Some(ms(200)), 0, jitter_unit()).as_micros() as u64)
+            .collect();
+        assert!(spread.len() > 10);
     }
 
     #[test]

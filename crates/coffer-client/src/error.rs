@@ -78,7 +78,10 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// The server rejected the call.
-    #[error("({code}) {message}")]
+    #[error(
+        "({code}) {message}{}",
+        .retry_after.map(|d| format!(" Retry after {} ms.", d.as_millis())).unwrap_or_default()
+    )]
     Service {
         /// Azure Key Vault error code, e.g. `SecretNotFound`, `Forbidden`, `BadParameter`.
         code: String,
@@ -86,6 +89,8 @@ pub enum ClientError {
         inner_code: Option<String>,
         /// Human-readable message.
         message: String,
+        /// For `Throttled`: how long the server said to wait before trying again.
+        retry_after: Option<std::time::Duration>,
     },
 }
 
@@ -100,6 +105,15 @@ impl ClientError {
             Self::Io { .. } => "FileError",
             Self::OAuth { error, .. } => error,
             Self::Service { code, .. } => code,
+        }
+    }
+
+    /// For a throttled call: how long the server said to wait before trying again (when the
+    /// client's own retries were used up or turned off).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Service { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -149,8 +163,24 @@ impl From<Status> for ClientError {
             code,
             inner_code,
             message,
+            retry_after: retry_after_of(&status),
         }
     }
+}
+
+/// The wait a throttled answer asks for: `x-ms-retry-after-ms`, else `Retry-After` in whole
+/// seconds (capped at an hour, so a hostile value cannot park the caller).
+pub(crate) fn retry_after_of(status: &Status) -> Option<std::time::Duration> {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(3_600);
+    let millis = metadata_str(status, "x-ms-retry-after-ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
+    let seconds = || {
+        metadata_str(status, "retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs)
+    };
+    millis.or_else(seconds).map(|d| d.min(MAX))
 }
 
 /// A metadata value as text, ignoring values that are empty or not ASCII.
@@ -246,6 +276,7 @@ mod tests {
                 code,
                 inner_code,
                 message,
+                ..
             } => {
                 assert_eq!(code, "Conflict");
                 assert_eq!(inner_code.as_deref(), Some("ObjectIsDeletedButRecoverable"));

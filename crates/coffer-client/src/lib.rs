@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod cache;
 mod client;
 mod error;
 mod geography;
@@ -35,7 +36,7 @@ mod options;
 mod pem;
 mod tls;
 
-pub use client::CofferClient;
+pub use client::{CofferClient, DEFAULT_THROTTLE_RETRIES};
 pub use coffer_proto::v1 as proto;
 pub use error::ClientError;
 pub use geography::ExportedGeographyKey;
@@ -47,7 +48,7 @@ pub use oauth::{
 };
 pub use options::{
     ConnectOptions, Credential, ENV_ADDR, ENV_CA_CERT, ENV_CLIENT_ID, ENV_CLIENT_SECRET,
-    ENV_TENANT, ENV_TOKEN, Token,
+    ENV_SOURCE_ADDRESS, ENV_TENANT, ENV_TOKEN, Token,
 };
 pub use pem::pkcs8_private_key_from_pem;
 pub use tls::split_addrs;

@@ -46,6 +46,7 @@ impl CofferClient {
         vault: &str,
         name: &str,
     ) -> Result<DeletedSecret, ClientError> {
+        self.forget_secret(vault, name);
         let request = DeleteSecretRequest {
             vault: vault.to_owned(),
             name: name.to_owned(),

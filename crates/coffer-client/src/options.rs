@@ -24,6 +24,9 @@ pub const ENV_CLIENT_SECRET: &str = "COFFER_CLIENT_SECRET";
 /// Environment variable holding the path of the PEM file with the CA that signed the node's
 /// certificate.
 pub const ENV_CA_CERT: &str = "COFFER_CA_CERT";
+/// Environment variable holding the local IP address connections leave from, on a host with
+/// several (a vault's firewall judges the client by it).
+pub const ENV_SOURCE_ADDRESS: &str = "COFFER_SOURCE_ADDRESS";
 
 /// A bearer access token, or another credential text (a client secret, a client assertion).
 /// Zeroized on drop; `Debug` prints no part of it.
@@ -106,6 +109,8 @@ pub struct ConnectOptions {
     pub ca_cert_pem: Vec<u8>,
     /// How to authenticate every call.
     pub credential: Credential,
+    /// The local address connections leave from; `None` lets the system choose.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl ConnectOptions {
@@ -120,6 +125,7 @@ impl ConnectOptions {
             addr: addr.into(),
             ca_cert_pem: ca_cert_pem.into(),
             credential: credential.into(),
+            source_address: None,
         }
     }
 
@@ -152,10 +158,23 @@ impl ConnectOptions {
             None => PathBuf::from(require_env(ENV_CA_CERT)?),
         };
         let ca_cert_pem = read_ca(&ca_cert_path)?;
+        let source_address = match optional_env(ENV_SOURCE_ADDRESS)? {
+            None => None,
+            Some(text) => {
+                Some(
+                    text.trim()
+                        .parse()
+                        .map_err(|_| ClientError::InvalidConfiguration {
+                            message: format!("{ENV_SOURCE_ADDRESS} is not an IP address"),
+                        })?,
+                )
+            }
+        };
         Ok(Self {
             addr,
             ca_cert_pem,
             credential,
+            source_address,
         })
     }
 }
@@ -229,6 +248,7 @@ impl fmt::Debug for ConnectOptions {
                 &format_args!("<{} bytes>", self.ca_cert_pem.len()),
             )
             .field("credential", &self.credential)
+            .field("source_address", &self.source_address)
             .finish()
     }
 }

@@ -7,6 +7,8 @@ mod common;
 
 use common::{Pki, pki};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use coffer_client::proto as pb;
 use coffer_client::proto::secret_service_server::{SecretService, SecretServiceServer};
@@ -167,6 +169,12 @@ impl VaultService for MockVaults {
 
 struct MockSecrets;
 
+/// Calls of the throttled secret and the request ids they carried.
+static BUSY_GETS: AtomicU64 = AtomicU64::new(0);
+static BUSY_IDS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// Calls that read the cached secret from the server.
+static CACHED_GETS: AtomicU64 = AtomicU64::new(0);
+
 #[tonic::async_trait]
 impl SecretService for MockSecrets {
     async fn delete_secret(
@@ -220,9 +228,14 @@ impl SecretService for MockSecrets {
 
     async fn set_secret(
         &self,
-        _request: Request<SetSecretRequest>,
+        request: Request<SetSecretRequest>,
     ) -> Result<Response<Secret>, Status> {
-        Err(Status::unimplemented("not in this mock"))
+        check_auth(&request)?;
+        let request = request.into_inner();
+        Ok(Response::new(Secret {
+            name: request.name,
+            ..Default::default()
+        }))
     }
 
     async fn get_secret(
@@ -230,6 +243,46 @@ impl SecretService for MockSecrets {
         request: Request<GetSecretRequest>,
     ) -> Result<Response<Secret>, Status> {
         check_auth(&request)?;
+        let request_id = request
+            .metadata()
+            .get("x-ms-client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let name = request.get_ref().name.clone();
+        match name.as_str() {
+            // Throttled twice, then served; every attempt must carry one request id.
+            "busy" => {
+                let n = BUSY_GETS.fetch_add(1, Ordering::SeqCst);
+                BUSY_IDS.lock().unwrap().push(request_id);
+                if n < 2 {
+                    let mut meta = MetadataMap::new();
+                    meta.insert("x-coffer-error-code", "Throttled".parse().unwrap());
+                    meta.insert("retry-after", "1".parse().unwrap());
+                    meta.insert("x-ms-retry-after-ms", "20".parse().unwrap());
+                    return Err(Status::with_metadata(
+                        tonic::Code::ResourceExhausted,
+                        "Request was not processed because too many requests were received. \
+                         Reason: VaultRequestTypeLimitReached",
+                        meta,
+                    ));
+                }
+                return Ok(Response::new(Secret {
+                    name,
+                    value: "served".into(),
+                    ..Default::default()
+                }));
+            }
+            "cached" => {
+                let n = CACHED_GETS.fetch_add(1, Ordering::SeqCst);
+                return Ok(Response::new(Secret {
+                    name,
+                    value: format!("value-{n}"),
+                    ..Default::default()
+                }));
+            }
+            _ => {}
+        }
         let mut meta = MetadataMap::new();
         meta.insert("x-coffer-error-code", "Forbidden".parse().unwrap());
         meta.insert(
@@ -364,6 +417,7 @@ async fn service_errors_carry_azure_codes() {
             code,
             inner_code,
             message,
+            ..
         } => {
             assert_eq!(code, "Forbidden");
             assert_eq!(inner_code.as_deref(), Some("SecretDisabled"));
@@ -402,4 +456,74 @@ async fn untrusted_server_certificate_is_rejected() {
     assert_eq!(err.code(), "ConnectionFailed", "{err}");
     assert!(err.to_string().contains("certificate"), "{err}");
     assert!(!err.to_string().contains('\n'));
+}
+
+#[tokio::test]
+async fn throttled_calls_are_retried_after_the_wait_the_server_asks() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let get = GetSecretRequest {
+        vault: "kv".into(),
+        name: "busy".into(),
+        ..Default::default()
+    };
+    // Without retries the first 429 is reported, with the server's wait.
+    let impatient = CofferClient::connect(options(url.clone(), &pki.ca_pem, TOKEN))
+        .await
+        .unwrap()
+        .with_throttle_retries(0);
+    let err = impatient.get_secret(get.clone()).await.unwrap_err();
+    assert_eq!(err.code(), "Throttled");
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(20)));
+    assert!(err.to_string().ends_with("Retry after 20 ms."), "{err}");
+
+    let client = CofferClient::connect(options(url, &pki.ca_pem, TOKEN))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let secret = client.get_secret(get).await.unwrap();
+    assert_eq!(secret.value, "served");
+    // Two more calls: one refused (after the first client's), one served; the refusal was
+    // waited out for at least the 100 ms backoff floor.
+    assert_eq!(BUSY_GETS.load(Ordering::SeqCst), 3);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let ids = BUSY_IDS.lock().unwrap().clone();
+    assert_eq!(ids[1], ids[2], "a retry reuses the request id");
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn the_secret_cache_answers_until_its_ttl_and_forgets_what_this_client_changes() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let client = CofferClient::connect(options(url, &pki.ca_pem, TOKEN))
+        .await
+        .unwrap()
+        .with_secret_cache(Duration::from_millis(300), 16);
+    let get = GetSecretRequest {
+        vault: "kv".into(),
+        name: "cached".into(),
+        ..Default::default()
+    };
+    let first = client.get_secret(get.clone()).await.unwrap();
+    let again = client.get_secret(get.clone()).await.unwrap();
+    assert_eq!(first.value, again.value);
+    assert_eq!(CACHED_GETS.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let later = client.get_secret(get.clone()).await.unwrap();
+    assert_ne!(later.value, first.value);
+    assert_eq!(CACHED_GETS.load(Ordering::SeqCst), 2);
+    client
+        .set_secret(SetSecretRequest {
+            vault: "KV".into(),
+            name: "Cached".into(),
+            value: "new".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client.get_secret(get).await.unwrap();
+    assert_eq!(CACHED_GETS.load(Ordering::SeqCst), 3);
 }
