@@ -613,3 +613,67 @@ fn the_cli_manages_rules_and_limits_and_picks_its_source_address() {
             .all(|l| l["default"] == true)
     );
 }
+
+#[test]
+fn trusted_services_pass_the_firewall_only_when_the_bypass_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    // The dev administrator service principal, made on the first start, is then configured as
+    // a trusted service.
+    let first = DevServer::start(&data);
+    let client_id = first.env_value("COFFER_CLIENT_ID");
+    drop(first);
+    let server = DevServer::start_with(&data, &["--trusted-service", &client_id]);
+    let as_service = |args: &[&str]| {
+        server
+            .command(args)
+            .env_remove("COFFER_TOKEN")
+            .env("COFFER_TENANT", server.env_value("COFFER_TENANT"))
+            .env("COFFER_CLIENT_ID", &client_id)
+            .env(
+                "COFFER_CLIENT_SECRET",
+                server.env_value("COFFER_CLIENT_SECRET"),
+            )
+            .output()
+            .unwrap()
+    };
+    server.ok(&["vault", "create", "--name", V, "--location", "eastus"]);
+    server.ok(&["secret", "set", "--vault", V, "--name", "s", "--value", "v"]);
+    server.ok(&["vault", "update", "--name", V, "--default-action", "Deny"]);
+    let show = [
+        "secret", "show", "--vault", V, "--name", "s", "--query", "value",
+    ];
+    // The bootstrap token is no trusted service; the configured principal is.
+    let refused = server.fails(&show);
+    assert!(refused.contains("ForbiddenByFirewall") || refused.contains("(Forbidden)"));
+    let out = as_service(&show);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v");
+    // With the bypass off, or public access disabled and the bypass off, it is refused too.
+    server.ok(&["vault", "update", "--name", V, "--bypass", "None"]);
+    let out = as_service(&show);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Client address: 127.0.0.1"), "{stderr}");
+    assert!(stderr.contains("oid="), "{stderr}");
+    server.ok(&[
+        "vault",
+        "update",
+        "--name",
+        V,
+        "--bypass",
+        "AzureServices",
+        "--public-network-access",
+        "Disabled",
+    ]);
+    let out = as_service(&show);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

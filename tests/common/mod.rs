@@ -280,6 +280,15 @@ impl DevServer {
             .expect("connect")
     }
 
+    /// A value `dev.env` exports.
+    pub fn env_value(&self, key: &str) -> String {
+        read_env(&self.data_dir.join("dev.env"))
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    }
+
     /// The main listener's `https://` URL.
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
