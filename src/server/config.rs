@@ -437,6 +437,11 @@ mod tests {
         let config = Config::parse(text).expect("deploy/coffer.example.toml must stay valid");
         assert_eq!(config.node.id, 1);
         assert_eq!(config.raft.snapshot_every, 10_000);
+        assert_eq!(config.network.trusted_proxies, ["10.0.0.0/28"]);
+        assert_eq!(config.network.virtual_networks["corp"].len(), 2);
+        for text in config.network.virtual_networks.values().flatten() {
+            coffer_types::IpNet::parse(text).expect("example ranges parse");
+        }
     }
 
     #[test]
