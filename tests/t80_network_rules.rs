@@ -547,6 +547,14 @@ fn the_cli_manages_rules_and_limits_and_picks_its_source_address() {
         "hunter2-but-longer"
     );
 
+    server.ok(&[
+        "network-rule",
+        "add",
+        "--name",
+        V,
+        "--ip-address",
+        "127.0.0.3",
+    ]);
     let listed = server.json(&[
         "network-rule",
         "remove",
@@ -557,7 +565,7 @@ fn the_cli_manages_rules_and_limits_and_picks_its_source_address() {
     ]);
     assert_eq!(
         listed["ipRules"],
-        serde_json::json!([{"value": "2001:db8::/32"}])
+        serde_json::json!([{"value": "127.0.0.3"}, {"value": "2001:db8::/32"}])
     );
     let bad = server.fails(&[
         "network-rule",
@@ -584,6 +592,45 @@ fn the_cli_manages_rules_and_limits_and_picks_its_source_address() {
         listed["virtualNetworkRules"],
         serde_json::json!([{"id": "nowhere"}])
     );
+
+    // A vault backup is data: the firewall applies. Its copy keeps the rules, so a restore
+    // does not open what the original closed.
+    let backup = dir.path().join("fenced.backup");
+    let backup_arg = backup.to_str().unwrap();
+    let refused = server.fails(&["vault", "backup", "--name", V, "--out", backup_arg]);
+    assert!(
+        refused.contains("ForbiddenByFirewall") || refused.contains("(Forbidden)"),
+        "{refused}"
+    );
+    server.ok(&[
+        "vault",
+        "backup",
+        "--name",
+        V,
+        "--out",
+        backup_arg,
+        "--source-address",
+        "127.0.0.3",
+    ]);
+    let copy = server.json(&[
+        "vault",
+        "restore",
+        "--in",
+        backup_arg,
+        "--name",
+        "fenced-copy",
+    ]);
+    assert_eq!(copy["networkAcls"], vault_acls(&server));
+    assert_eq!(copy["networkAcls"]["defaultAction"], "Deny");
+    let refused = server.fails(&[
+        "secret",
+        "show",
+        "--vault",
+        "fenced-copy",
+        "--name",
+        "db-password",
+    ]);
+    assert!(refused.contains("(Forbidden)"), "{refused}");
 
     // Throttle limits through the CLI.
     let limits = server.json(&[
@@ -676,4 +723,8 @@ fn trusted_services_pass_the_firewall_only_when_the_bypass_allows() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn vault_acls(server: &DevServer) -> serde_json::Value {
+    server.json(&["vault", "show", "--name", V])["networkAcls"].clone()
 }
