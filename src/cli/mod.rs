@@ -13,6 +13,7 @@
 mod args;
 mod assertion;
 mod backup;
+mod bench;
 mod deleted_view;
 mod geography;
 mod identity;
@@ -65,6 +66,8 @@ pub enum ClientCommand {
     Operator(operator::OperatorArgs),
     /// Manage a vault's firewall rules: IP addresses and ranges, virtual networks.
     NetworkRule(network_rule::NetworkRuleArgs),
+    /// Open-loop load against a vault: offered, accepted and throttled rates and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// Help heading that groups the flags every client command accepts.
@@ -119,6 +122,7 @@ pub async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Policy(args) => policy::run(args).await,
         ClientCommand::Operator(args) => operator::run(args).await,
         ClientCommand::NetworkRule(args) => network_rule::run(args).await,
+        ClientCommand::Bench(args) => bench::run(args).await,
     }
 }
 
