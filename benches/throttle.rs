@@ -43,19 +43,8 @@ fn bin() -> &'static Path {
 /// Sets `class` of `vault` to `rate` a second with one second's burst, through the operator's
 /// API.
 async fn set_limit(cluster: &TestCluster, vault: &str, class: &str, rate: u32) {
-    let ca = std::fs::read(cluster.dir().join("tls").join("ca.pem")).unwrap();
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
-        .domain_name("localhost");
-    let first = cluster.spec(cluster.ids()[0]).client;
-    let channel = tonic::transport::Channel::from_shared(format!("https://{first}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut request = tonic::Request::new(pb::SetThrottleLimitsRequest {
+    let channel = cluster.grpc_channel(cluster.ids()[0]).await.unwrap();
+    let request = cluster.authorized(pb::SetThrottleLimitsRequest {
         vault: vault.into(),
         limits: vec![pb::ThrottleLimit {
             class: class.into(),
@@ -65,10 +54,6 @@ async fn set_limit(cluster: &TestCluster, vault: &str, class: &str, rate: u32) {
         }],
         reset: Vec::new(),
     });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", cluster.token()).parse().unwrap(),
-    );
     VaultServiceClient::new(channel)
         .set_throttle_limits(request)
         .await

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use coffer_proto::v1 as pb;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use coffer_proto::v1::vault_service_client::VaultServiceClient;
-use common::{DevServer, with_bearer};
+use common::{DevServer, vault_with_secret, with_bearer};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -23,29 +23,7 @@ fn ip(text: &str) -> IpAddr {
 }
 
 async fn create_vault_with_secret(server: &DevServer, channel: Channel) {
-    VaultServiceClient::new(channel.clone())
-        .create_vault(with_bearer(
-            &server.token,
-            pb::CreateVaultRequest {
-                name: V.into(),
-                location: "eastus".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
-    SecretServiceClient::new(channel)
-        .set_secret(with_bearer(
-            &server.token,
-            pb::SetSecretRequest {
-                vault: V.into(),
-                name: "db-password".into(),
-                value: "hunter2-but-longer".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
+    vault_with_secret(server, channel, V, "db-password", "hunter2-but-longer").await;
 }
 
 async fn update_rules(

@@ -12,34 +12,22 @@ use coffer_proto::v1 as pb;
 use coffer_proto::v1::key_service_client::KeyServiceClient;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use coffer_proto::v1::vault_service_client::VaultServiceClient;
-use common::{DevServer, with_bearer};
+use common::{DevServer, vault_with_secret, with_bearer};
 use tonic::Code;
 use tonic::transport::Channel;
 
 async fn create_vault(server: &DevServer, channel: Channel, name: &str) {
-    VaultServiceClient::new(channel.clone())
-        .create_vault(with_bearer(
-            &server.token,
-            pb::CreateVaultRequest {
-                name: name.into(),
-                location: "eastus".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
-    SecretServiceClient::new(channel)
-        .set_secret(with_bearer(
-            &server.token,
-            pb::SetSecretRequest {
-                vault: name.into(),
-                name: "s".into(),
-                value: "v".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
+    vault_with_secret(server, channel, name, "s", "v").await;
+}
+
+/// The vault's limit for `class`: (rate, burst, is the default).
+fn limit_of(vault: &pb::Vault, class: &str) -> (u32, u32, bool) {
+    let limit = vault
+        .throttle_limits
+        .iter()
+        .find(|l| l.class == class)
+        .unwrap_or_else(|| panic!("no {class} limit in {vault:?}"));
+    (limit.rate, limit.burst, limit.default)
 }
 
 async fn set_limits(
@@ -125,21 +113,8 @@ async fn a_vault_over_its_limit_is_throttled_alone() {
         .await
         .unwrap()
         .into_inner();
-    let secrets = vault
-        .throttle_limits
-        .iter()
-        .find(|l| l.class == "secrets")
-        .unwrap();
-    assert_eq!(
-        (secrets.rate, secrets.burst, secrets.default),
-        (2_000, 2_000, true)
-    );
-    let keys = vault
-        .throttle_limits
-        .iter()
-        .find(|l| l.class == "keys")
-        .unwrap();
-    assert_eq!(keys.rate, 10_000);
+    assert_eq!(limit_of(&vault, "secrets"), (2_000, 2_000, true));
+    assert_eq!(limit_of(&vault, "keys"), (10_000, 10_000, true));
     for (bad, reset) in [
         (vec![limit("secrets", 0, 0)], vec![]),
         (vec![limit("secrets", 10, 101)], vec![]),
@@ -163,15 +138,7 @@ async fn a_vault_over_its_limit_is_throttled_alone() {
     )
     .await
     .unwrap();
-    let secrets = vault
-        .throttle_limits
-        .iter()
-        .find(|l| l.class == "secrets")
-        .unwrap();
-    assert_eq!(
-        (secrets.rate, secrets.burst, secrets.default),
-        (5, 5, false)
-    );
+    assert_eq!(limit_of(&vault, "secrets"), (5, 5, false));
     let (admitted, refusal) = burst_of_gets(&server, channel.clone(), "busy-kv", 20).await;
     assert!((5..=8).contains(&admitted), "admitted {admitted} of 20");
     let refusal = refusal.expect("some gets are throttled");
@@ -253,14 +220,7 @@ async fn a_vault_over_its_limit_is_throttled_alone() {
     )
     .await
     .unwrap();
-    assert!(
-        vault
-            .throttle_limits
-            .iter()
-            .find(|l| l.class == "secrets")
-            .unwrap()
-            .default
-    );
+    assert!(limit_of(&vault, "secrets").2);
     // The bucket refills at the new rate from the change on: a moment later it holds plenty.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (admitted, none) = burst_of_gets(&server, channel.clone(), "busy-kv", 20).await;

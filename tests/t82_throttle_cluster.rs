@@ -16,36 +16,12 @@ use coffer_proto::v1 as pb;
 use coffer_proto::v1::secret_service_client::SecretServiceClient;
 use coffer_proto::v1::vault_service_client::VaultServiceClient;
 use coffer_testkit::TestCluster;
-use tonic::transport::Channel;
 
 const VAULT: &str = "shared-limit";
 const LIMIT: u32 = 40;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_coffer"))
-}
-
-async fn channel_to(cluster: &TestCluster, id: u64) -> Channel {
-    let ca = std::fs::read(cluster.dir().join("tls").join("ca.pem")).unwrap();
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
-        .domain_name("localhost");
-    Channel::from_shared(format!("https://{}", cluster.spec(id).client))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn authorized<T>(cluster: &TestCluster, body: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(body);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", cluster.token()).parse().unwrap(),
-    );
-    request
 }
 
 /// Gets the secret through every node in `ids`, four callers per node, as fast as they are
@@ -57,7 +33,7 @@ async fn hammer(cluster: &TestCluster, ids: &[u64], period: Duration) -> Vec<u64
     for id in ids {
         let admitted = Arc::new(AtomicU64::new(0));
         counters.push(admitted.clone());
-        let channel = channel_to(cluster, *id).await;
+        let channel = cluster.grpc_channel(*id).await.unwrap();
         for _ in 0..4 {
             let client = SecretServiceClient::new(channel.clone());
             let admitted = admitted.clone();
@@ -109,20 +85,17 @@ async fn three_nodes_share_one_vault_limit() {
     coffer_testkit::ops::set_secret(&client, VAULT, "s", "v")
         .await
         .unwrap();
-    VaultServiceClient::new(channel_to(&cluster, ids[0]).await)
-        .set_throttle_limits(authorized(
-            &cluster,
-            pb::SetThrottleLimitsRequest {
-                vault: VAULT.into(),
-                limits: vec![pb::ThrottleLimit {
-                    class: "secrets".into(),
-                    rate: LIMIT,
-                    burst: LIMIT,
-                    default: false,
-                }],
-                reset: Vec::new(),
-            },
-        ))
+    VaultServiceClient::new(cluster.grpc_channel(ids[0]).await.unwrap())
+        .set_throttle_limits(cluster.authorized(pb::SetThrottleLimitsRequest {
+            vault: VAULT.into(),
+            limits: vec![pb::ThrottleLimit {
+                class: "secrets".into(),
+                rate: LIMIT,
+                burst: LIMIT,
+                default: false,
+            }],
+            reset: Vec::new(),
+        }))
         .await
         .unwrap();
     // Every node has applied the limit before the load starts.

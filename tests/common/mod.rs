@@ -314,6 +314,41 @@ pub fn version_of(id: &str) -> String {
     id.rsplit('/').next().expect("id has a version").to_owned()
 }
 
+/// Creates vault `vault` (in eastus) holding secret `name` = `value`, over gRPC as the
+/// bootstrap administrator.
+pub async fn vault_with_secret(
+    server: &DevServer,
+    channel: tonic::transport::Channel,
+    vault: &str,
+    name: &str,
+    value: &str,
+) {
+    use coffer_proto::v1 as pb;
+    coffer_proto::v1::vault_service_client::VaultServiceClient::new(channel.clone())
+        .create_vault(with_bearer(
+            &server.token,
+            pb::CreateVaultRequest {
+                name: vault.into(),
+                location: "eastus".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("vault created");
+    coffer_proto::v1::secret_service_client::SecretServiceClient::new(channel)
+        .set_secret(with_bearer(
+            &server.token,
+            pb::SetSecretRequest {
+                vault: vault.into(),
+                name: name.into(),
+                value: value.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("secret set");
+}
+
 /// A gRPC request carrying `token` as its bearer credential.
 pub fn with_bearer<T>(token: &str, body: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(body);

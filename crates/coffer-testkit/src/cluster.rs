@@ -176,6 +176,31 @@ impl TestCluster {
         &self.token
     }
 
+    /// A plain gRPC channel to node `id` over TLS, trusting the cluster's CA: for calls that
+    /// must not go through the client library's failover and throttling retries.
+    pub async fn grpc_channel(&self, id: u64) -> std::io::Result<tonic::transport::Channel> {
+        let ca = std::fs::read(self.dir.path().join("tls").join("ca.pem"))?;
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+            .domain_name("localhost");
+        tonic::transport::Channel::from_shared(format!("https://{}", self.spec(id).client))
+            .map_err(std::io::Error::other)?
+            .tls_config(tls)
+            .map_err(std::io::Error::other)?
+            .connect()
+            .await
+            .map_err(std::io::Error::other)
+    }
+
+    /// `body` as a gRPC request carrying the bootstrap token.
+    pub fn authorized<T>(&self, body: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(body);
+        if let Ok(value) = format!("Bearer {}", self.token).parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+
     pub fn spec(&self, id: u64) -> &NodeSpec {
         self.nodes
             .iter()
