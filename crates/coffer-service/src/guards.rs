@@ -102,11 +102,6 @@ impl Service {
             .map_err(Error::throttled)
     }
 
-    /// This node's share of a vault's class limit, in operations a second, while it is tracked.
-    pub fn throttle_share(&self, vault: &str, class: ThrottleClass) -> Option<f64> {
-        self.throttle.share(vault, class)
-    }
-
     /// One round of the demand exchange: sends this node's demand to every other member,
     /// takes in their answers (their own demand), and recomputes this node's shares. Run every
     /// few hundred milliseconds (see docs/throttling.md).

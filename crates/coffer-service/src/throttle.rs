@@ -81,29 +81,6 @@ pub(crate) struct Demand {
     pub rate: f64,
 }
 
-/// Divides `limit` between nodes with these demands (ops/s), max-min fair: if they fit, each
-/// gets its demand plus an equal part of the spare; if not, nodes are served in order of
-/// increasing demand, each getting the smaller of its demand and an equal part of what remains.
-/// Negative or non-finite demands count as 0.
-// The table computes only its own entry, with the same `Level` and no allocation
-// (`fraction_of`); the whole allocation is for tests and tools.
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) fn water_fill(limit: f64, demands: &[f64]) -> Vec<f64> {
-    let demands: Vec<f64> = demands.iter().map(|&d| clean(d)).collect();
-    let mut sorted = demands.clone();
-    sorted.sort_by(f64::total_cmp);
-    let level = Level::of(limit.max(0.0), &sorted);
-    demands.into_iter().map(|d| level.share(d)).collect()
-}
-
-fn clean(demand: f64) -> f64 {
-    if demand.is_finite() && demand > 0.0 {
-        demand.min(MAX_DEMAND)
-    } else {
-        0.0
-    }
-}
-
 /// Where the water stands once a limit is poured over the demands.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Level {
@@ -519,6 +496,7 @@ impl ThrottleTable {
     }
 
     /// This node's current share (ops/s) of a key, if tracked.
+    #[cfg(test)]
     pub(crate) fn share(&self, vault: &str, class: ThrottleClass) -> Option<f64> {
         lock(self.shard(vault))
             .get(vault)
@@ -538,6 +516,28 @@ impl ThrottleTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Divides `limit` between nodes with these demands (ops/s), max-min fair: if they fit, each
+    /// gets its demand plus an equal part of the spare; if not, nodes are served in order of
+    /// increasing demand, each getting the smaller of its demand and an equal part of what remains.
+    /// Negative or non-finite demands count as 0.
+    // The table computes only its own entry, with the same `Level` and no allocation
+    // (`fraction_of`); the whole allocation is what the tests check.
+    fn water_fill(limit: f64, demands: &[f64]) -> Vec<f64> {
+        let demands: Vec<f64> = demands.iter().map(|&d| clean(d)).collect();
+        let mut sorted = demands.clone();
+        sorted.sort_by(f64::total_cmp);
+        let level = Level::of(limit.max(0.0), &sorted);
+        demands.into_iter().map(|d| level.share(d)).collect()
+    }
+
+    fn clean(demand: f64) -> f64 {
+        if demand.is_finite() && demand > 0.0 {
+            demand.min(MAX_DEMAND)
+        } else {
+            0.0
+        }
+    }
 
     const SECRETS: ThrottleClass = ThrottleClass::Secrets;
     /// The cluster limit of the simulations, in ops/s and tokens.
