@@ -162,11 +162,12 @@ impl CofferClient {
             vault: vault.to_owned(),
             value: backup,
         };
-        self.call(|mut n, m| {
+        let restore = self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.restore_secret(with_meta(r, m)).await }
-        })
-        .await
+        });
+        // The backup names the secret, so the whole vault's copies are forgotten.
+        self.changing_secret(vault, None, restore).await
     }
 
     /// Lists the deleted vaults the token may see, following all pages.
