@@ -46,15 +46,16 @@ impl CofferClient {
         vault: &str,
         name: &str,
     ) -> Result<DeletedSecret, ClientError> {
+        self.forget_secret(vault, name);
         let request = DeleteSecretRequest {
             vault: vault.to_owned(),
             name: name.to_owned(),
         };
-        let delete = self.call(|mut n, m| {
+        self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.delete_secret(with_meta(r, m)).await }
-        });
-        self.changing_secret(vault, Some(name), delete).await
+        })
+        .await
     }
 
     /// Reads a deleted secret (its latest version's properties, never a value).
@@ -113,11 +114,11 @@ impl CofferClient {
             vault: vault.to_owned(),
             name: name.to_owned(),
         };
-        let recover = self.call(|mut n, m| {
+        self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.recover_deleted_secret(with_meta(r, m)).await }
-        });
-        self.changing_secret(vault, Some(name), recover).await
+        })
+        .await
     }
 
     /// Removes a deleted secret for good.
@@ -162,12 +163,11 @@ impl CofferClient {
             vault: vault.to_owned(),
             value: backup,
         };
-        let restore = self.call(|mut n, m| {
+        self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.restore_secret(with_meta(r, m)).await }
-        });
-        // The backup names the secret, so the whole vault's copies are forgotten.
-        self.changing_secret(vault, None, restore).await
+        })
+        .await
     }
 
     /// Lists the deleted vaults the token may see, following all pages.
