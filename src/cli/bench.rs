@@ -4,9 +4,12 @@
 //! Request `i` is due at `start + i / rate`, whatever the answers to earlier ones: a slow or
 //! throttling server does not slow the offered load down (an open loop). At most
 //! `--concurrency` requests are in flight; a due request that finds none free waits, and its
-//! latency still counts from when it was due, so a saturated client shows up as latency and as
-//! late starts instead of silently lowering the rate. Calls go round-robin to every node the
-//! address names, one connection each, and are never retried: a 429 is what is measured.
+//! latency still counts from when it was due (the coordinated-omission correction), so a
+//! saturated client shows up as latency and as late starts instead of silently lowering the
+//! rate. Requests still waiting for a free slot when the run ends are reported as not sent.
+//! Calls go round-robin to every node the address names, one connection each, and are never
+//! retried: a 429 is what is measured. The run ends by itself: nothing is started after
+//! `--duration`, and answers are awaited at most [`DRAIN`] longer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,6 +112,19 @@ fn due_offset(i: u64, rate: u32) -> Duration {
     Duration::from_secs_f64(i as f64 / f64::from(rate))
 }
 
+/// The first of `total` requests due at or after `at`; `total` if none is.
+fn first_due_at(at: Duration, rate: u32, total: u64) -> u64 {
+    let mut i = ((at.as_secs_f64() * f64::from(rate)).floor() as u64).min(total);
+    // The estimate may be one off either way from rounding.
+    while i > 0 && due_offset(i - 1, rate) >= at {
+        i -= 1;
+    }
+    while i < total && due_offset(i, rate) < at {
+        i += 1;
+    }
+    i
+}
+
 /// One finished request.
 struct Outcome {
     due: Duration,
@@ -124,6 +140,9 @@ struct Summary {
     accepted: u64,
     throttled: u64,
     errors: BTreeMap<String, u64>,
+    /// Due while every slot was busy, and still waiting when the run ended.
+    not_sent: u64,
+    /// Sent, but not answered within the drain.
     unfinished: u64,
     late_starts: u64,
     latency: Histogram<u64>,
@@ -139,6 +158,7 @@ impl Summary {
             accepted: 0,
             throttled: 0,
             errors: BTreeMap::new(),
+            not_sent: 0,
             unfinished: 0,
             late_starts: 0,
             latency,
@@ -173,6 +193,7 @@ impl Summary {
             "accepted": self.accepted,
             "throttled": self.throttled,
             "errors": self.errors,
+            "not_sent": self.not_sent,
             "unfinished": self.unfinished,
             "late_starts": self.late_starts,
             "offered_per_s": per_s(self.offered),
@@ -354,11 +375,19 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let vault: Arc<str> = Arc::from(args.vault.as_str());
     let name: Arc<str> = Arc::from(args.name.as_str());
     let start = Instant::now() + Duration::from_millis(50);
+    let end = start + args.duration;
+    // Requests due after the warm-up that were never sent.
+    let mut not_sent = 0u64;
+    let first_measured = first_due_at(args.warmup, args.rate, total);
     for i in 0..total {
         let offset = due_offset(i, args.rate);
         let due = start + offset;
         tokio::time::sleep_until(due).await;
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        // Every slot busy: wait for one, but not past the end of the run, so that a server
+        // that stops answering cannot keep the generator running.
+        let Ok(Ok(permit)) = tokio::time::timeout_at(end, permits.clone().acquire_owned()).await
+        else {
+            not_sent = total - i.max(first_measured);
             break;
         };
         let late_start = Instant::now().saturating_duration_since(due) > LATE;
@@ -387,10 +416,12 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
             summary.record(&outcome);
         }
     }
-    summary.offered = (0..total)
-        .filter(|i| due_offset(*i, args.rate) >= args.warmup)
-        .count() as u64;
-    summary.unfinished = summary.offered.saturating_sub(finished_measured);
+    summary.offered = total - first_measured;
+    summary.not_sent = not_sent;
+    summary.unfinished = summary
+        .offered
+        .saturating_sub(finished_measured)
+        .saturating_sub(not_sent);
     let window = args.duration - args.warmup;
     let settings = json!({
         "op": args.op.name(),
@@ -436,7 +467,14 @@ fn table(report: &Value) -> Table {
                 errors.join(", ")
             },
         ),
-        ("Unfinished", format!("{:.0}", n("unfinished"))),
+        (
+            "Not sent (client saturated)",
+            format!("{:.0}", n("not_sent")),
+        ),
+        (
+            "Unanswered after the run",
+            format!("{:.0}", n("unfinished")),
+        ),
         ("Late starts (>10 ms)", format!("{:.0}", n("late_starts"))),
         (
             "Latency ms p50/p90/p99/p99.9/max",
@@ -481,6 +519,24 @@ mod tests {
         assert_eq!(due_offset(0, 200), Duration::ZERO);
         assert_eq!(due_offset(200, 200), Duration::from_secs(1));
         assert_eq!(due_offset(3, 4), Duration::from_millis(750));
+    }
+
+    #[test]
+    fn the_measured_window_starts_with_the_first_request_due_after_the_warmup() {
+        for (warmup_ms, rate, total) in
+            [(0, 10, 50), (1_000, 10, 50), (1_050, 10, 50), (999, 3, 30)]
+        {
+            let warmup = Duration::from_millis(warmup_ms);
+            let expected = (0..total)
+                .position(|i| due_offset(i, rate) >= warmup)
+                .map_or(total, |i| i as u64);
+            assert_eq!(
+                first_due_at(warmup, rate, total),
+                expected,
+                "{warmup_ms} ms"
+            );
+        }
+        assert_eq!(first_due_at(Duration::from_secs(60), 10, 50), 50);
     }
 
     #[test]

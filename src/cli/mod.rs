@@ -234,6 +234,58 @@ mod tests {
     }
 
     #[test]
+    fn network_throttle_and_bench_command_lines_parse() {
+        let lines = [
+            "coffer network-rule add --vault kv --ip-address 203.0.113.0/24 --ip-address 2001:db8::/32",
+            "coffer network-rule add --name kv --vnet-name corp --ignore-missing-vnet-service-endpoint",
+            "coffer network-rule add -n kv --ip-address 198.51.100.7 --vnet-name corp",
+            "coffer network-rule remove --vault kv --ip-address 203.0.113.0/24",
+            "coffer network-rule remove --vault kv --vnet-name corp",
+            "coffer network-rule list --vault kv -o json",
+            "coffer vault update --name kv --default-action Deny --bypass None",
+            "coffer vault update --name kv --public-network-access Disabled --tags env=prod",
+            "coffer vault throttle show --name kv",
+            "coffer vault throttle set --name kv --class secrets --rate 500",
+            "coffer vault throttle set --name kv --class keys --rate 500 --burst 100 -o json",
+            "coffer vault throttle reset --name kv --class secrets",
+            "coffer bench --vault kv --op secret-get --rate 100 --duration 10s",
+            "coffer bench --vault kv --op secret-set --rate 5 --duration 500ms --concurrency 1",
+            "coffer bench --vault kv --op key-sign --rate 300 --duration 1m --concurrency 64 \
+             --name k1 --warmup 5s --output json",
+            "coffer secret show --vault kv --name s --source-address 127.0.0.2",
+            "coffer vault show --name kv --source-address ::1",
+        ];
+        for line in lines {
+            if let Err(err) = parse(line) {
+                panic!("{line:?} did not parse: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn network_throttle_and_bench_misuse_is_a_usage_error() {
+        let bad = [
+            // A rule to add or remove is required.
+            "coffer network-rule add --vault kv",
+            "coffer network-rule remove --vault kv",
+            "coffer network-rule list",
+            "coffer network-rule remove --vault kv --vnet-name corp --ignore-missing-vnet-service-endpoint",
+            "coffer vault throttle set --name kv --class secrets",
+            "coffer vault throttle set --name kv --class secrets --rate -1",
+            "coffer vault throttle reset --name kv",
+            "coffer bench --vault kv --op secret-get --duration 10s",
+            "coffer bench --vault kv --op secret-get --rate 10",
+            "coffer bench --vault kv --op delete-all --rate 10 --duration 1s",
+            "coffer bench --vault kv --op secret-get --rate 10 --duration 10x",
+            "coffer bench --vault kv --op secret-get --rate 10 --duration 5h",
+            "coffer secret show --vault kv --name s --source-address somewhere",
+        ];
+        for line in bad {
+            assert!(parse(line).is_err(), "{line:?} parsed");
+        }
+    }
+
+    #[test]
     fn lifecycle_misuse_is_a_usage_error() {
         let bad = [
             "coffer secret delete --vault kv",

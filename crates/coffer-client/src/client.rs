@@ -136,6 +136,20 @@ fn worth_retrying(status: &Status) -> bool {
     }
 }
 
+/// Whether a node refused the call for the vault's request rate (`429 Throttled`), the one
+/// `ResourceExhausted` worth waiting out: tonic reports local limits (a message over 4 GiB, a
+/// decompression bomb) with the same gRPC code, but with no Coffer error code and no wait.
+fn is_throttled(status: &Status) -> bool {
+    if status.code() != tonic::Code::ResourceExhausted {
+        return false;
+    }
+    match status.metadata().get(crate::error::ERROR_CODE_KEY) {
+        Some(code) => code.to_str().is_ok_and(|code| code.trim() == "Throttled"),
+        // A proxy in front of the node may drop Coffer's own metadata but keep the wait.
+        None => retry_after_of(status).is_some(),
+    }
+}
+
 impl CofferClient {
     /// Connects over TLS, trusting only `options.ca_cert_pem`, and checks each server
     /// certificate against the host of its address. `options.addr` may list several nodes
@@ -259,11 +273,28 @@ impl CofferClient {
         self
     }
 
-    /// Forgets cached copies of a secret this client changed.
-    pub(crate) fn forget_secret(&self, vault: &str, name: &str) {
+    /// Forgets cached copies of a secret this client changed (of every secret of the vault
+    /// when `name` is `None`).
+    pub(crate) fn forget_secret(&self, vault: &str, name: Option<&str>) {
         if let Some(cache) = &self.secret_cache {
             cache.invalidate(vault, name);
         }
+    }
+
+    /// Runs a call that changes a secret, forgetting its cached copies before (so that no
+    /// read after this starts is answered from them) and after (so that a read that raced the
+    /// change is not kept; it is forgotten even if the call failed, which may have been applied
+    /// anyway).
+    pub(crate) async fn changing_secret<T>(
+        &self,
+        vault: &str,
+        name: Option<&str>,
+        change: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        self.forget_secret(vault, name);
+        let result = change.await;
+        self.forget_secret(vault, name);
+        result
     }
 
     /// A client whose reads may be served by any node whose copy is at most `max` behind the
@@ -309,16 +340,15 @@ impl CofferClient {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(response.into_inner());
                 }
-                Err(status)
-                    if status.code() == tonic::Code::ResourceExhausted
-                        && throttled < self.throttle_retries =>
-                {
+                Err(status) if is_throttled(&status) && throttled < self.throttle_retries => {
                     let wait = throttle_wait(retry_after_of(&status), throttled, jitter_unit());
                     if started.elapsed() + wait > THROTTLE_DEADLINE {
                         return Err(status.into());
                     }
                     throttled += 1;
                     tokio::time::sleep(wait).await;
+                    // A long wait may outlast a client-secret token.
+                    self.fresh_token().await?;
                 }
                 Err(status) if worth_retrying(&status) && Instant::now() < until => {
                     failures += 1;
@@ -422,28 +452,29 @@ impl CofferClient {
         let request = DeleteVaultRequest {
             name: name.to_owned(),
         };
-        self.call(|mut n, m| {
+        let delete = self.call(|mut n, m| {
             let r = request.clone();
             async move { n.vaults.delete_vault(with_meta(r, m)).await }
-        })
-        .await?;
+        });
+        self.changing_secret(name, None, delete).await?;
         Ok(())
     }
 
     /// Sets a secret, creating a new version.
     pub async fn set_secret(&self, request: SetSecretRequest) -> Result<Secret, ClientError> {
-        self.forget_secret(&request.vault, &request.name);
-        self.call(|mut n, m| {
+        let set = self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.set_secret(with_meta(r, m)).await }
-        })
-        .await
+        });
+        self.changing_secret(&request.vault, Some(&request.name), set)
+            .await
     }
 
     /// Reads a secret with its value; an empty `version` means the latest. With
     /// [`CofferClient::with_secret_cache`], a fresh cached answer is returned without a call.
     pub async fn get_secret(&self, request: GetSecretRequest) -> Result<Secret, ClientError> {
         let cache = self.secret_cache.as_ref();
+        let generation = cache.map_or(0, |c| c.generation());
         if let Some(hit) = cache.and_then(|c| {
             c.get(
                 &request.vault,
@@ -467,6 +498,7 @@ impl CofferClient {
                 &request.version,
                 &secret,
                 Instant::now(),
+                generation,
             );
         }
         Ok(secret)
@@ -549,12 +581,12 @@ impl CofferClient {
 
     /// Updates a secret version's attributes, content type or tags (never its value).
     pub async fn update_secret(&self, request: UpdateSecretRequest) -> Result<Secret, ClientError> {
-        self.forget_secret(&request.vault, &request.name);
-        self.call(|mut n, m| {
+        let update = self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.update_secret(with_meta(r, m)).await }
-        })
-        .await
+        });
+        self.changing_secret(&request.vault, Some(&request.name), update)
+            .await
     }
 
     /// The identity of the node at the first address (not failed over: it asks one node).
@@ -777,6 +809,42 @@ mod tests {
         )));
         assert!(!worth_retrying(&Status::not_found("SecretNotFound")));
         assert!(!worth_retrying(&Status::invalid_argument("BadParameter")));
+    }
+
+    #[test]
+    fn only_the_vaults_rate_limit_is_waited_out() {
+        use tonic::metadata::MetadataMap;
+        let status = |pairs: &[(&'static str, &str)]| {
+            let mut meta = MetadataMap::new();
+            for (key, value) in pairs {
+                meta.insert(*key, value.parse().unwrap());
+            }
+            Status::with_metadata(tonic::Code::ResourceExhausted, "busy", meta)
+        };
+        assert!(is_throttled(&status(&[
+            ("x-coffer-error-code", "Throttled"),
+            ("retry-after", "1"),
+        ])));
+        assert!(is_throttled(&status(&[(
+            "x-coffer-error-code",
+            "Throttled"
+        )])));
+        assert!(is_throttled(&status(&[("x-ms-retry-after-ms", "250")])));
+        // tonic's own limits: no Coffer code, no wait.
+        assert!(!is_throttled(&Status::resource_exhausted(
+            "Error decompressing: size limit exceeded"
+        )));
+        assert!(!is_throttled(&status(&[(
+            "x-coffer-error-code",
+            "QuotaExceeded"
+        )])));
+        let mut meta = MetadataMap::new();
+        meta.insert("x-coffer-error-code", "Throttled".parse().unwrap());
+        assert!(!is_throttled(&Status::with_metadata(
+            tonic::Code::Unavailable,
+            "no leader",
+            meta
+        )));
     }
 
     #[tokio::test]

@@ -78,10 +78,7 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// The server rejected the call.
-    #[error(
-        "({code}) {message}{}",
-        .retry_after.map(|d| format!(" Retry after {} ms.", d.as_millis())).unwrap_or_default()
-    )]
+    #[error("({code}) {message}{}", retry_note(message, *retry_after))]
     Service {
         /// Azure Key Vault error code, e.g. `SecretNotFound`, `Forbidden`, `BadParameter`.
         code: String,
@@ -157,8 +154,9 @@ impl From<Status> for ClientError {
                 message = format!("{message}: {chain}");
             }
         }
-        // Display must stay on one line, whatever the server sent.
-        let message = message.replace(['\r', '\n'], " ");
+        // Display must stay on one line, whatever the server sent; a CRLF (the firewall's
+        // message uses them, as Azure's does) is one break.
+        let message = message.replace("\r\n", " ").replace(['\r', '\n'], " ");
         Self::Service {
             code,
             inner_code,
@@ -166,6 +164,20 @@ impl From<Status> for ClientError {
             retry_after: retry_after_of(&status),
         }
     }
+}
+
+/// What `Display` adds to a throttled call's message: the wait the server asked for, as its own
+/// sentence (Azure's throttling message ends without a full stop).
+fn retry_note(message: &str, retry_after: Option<std::time::Duration>) -> String {
+    let Some(wait) = retry_after else {
+        return String::new();
+    };
+    let stop = if message.ends_with(['.', '!', '?']) {
+        ""
+    } else {
+        "."
+    };
+    format!("{stop} Retry after {} ms.", wait.as_millis())
 }
 
 /// The wait a throttled answer asks for: `x-ms-retry-after-ms`, else `Retry-After` in whole
@@ -314,9 +326,68 @@ mod tests {
     }
 
     #[test]
+    fn a_throttled_call_shows_azures_message_and_the_wait() {
+        let status = status_with(
+            Code::ResourceExhausted,
+            "Request was not processed because too many requests were received. \
+             Reason: VaultRequestTypeLimitReached",
+            &[
+                (ERROR_CODE_KEY, "Throttled"),
+                ("retry-after", "2"),
+                ("x-ms-retry-after-ms", "1500"),
+            ],
+        );
+        let err = ClientError::from(status);
+        assert_eq!(err.code(), "Throttled");
+        // The precise wait wins over the whole seconds.
+        assert_eq!(
+            err.retry_after(),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            err.to_string(),
+            "(Throttled) Request was not processed because too many requests were received. \
+             Reason: VaultRequestTypeLimitReached. Retry after 1500 ms."
+        );
+        // Retry-After alone, in seconds; a hostile value is capped at an hour.
+        let err = ClientError::from(status_with(
+            Code::ResourceExhausted,
+            "Slow down.",
+            &[("retry-after", "99999999")],
+        ));
+        assert_eq!(
+            err.retry_after(),
+            Some(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(
+            err.to_string(),
+            "(Throttled) Slow down. Retry after 3600000 ms."
+        );
+        // Garbage is no wait at all.
+        let err = ClientError::from(status_with(
+            Code::ResourceExhausted,
+            "busy",
+            &[("retry-after", "soon"), ("x-ms-retry-after-ms", "-5")],
+        ));
+        assert_eq!(err.retry_after(), None);
+        assert_eq!(err.to_string(), "(Throttled) busy");
+        assert_eq!(
+            ClientError::from(Status::not_found("x")).retry_after(),
+            None
+        );
+    }
+
+    #[test]
     fn display_is_one_line() {
         let err = ClientError::from(Status::internal("line one\nline two"));
         assert_eq!(err.to_string(), "(InternalError) line one line two");
+        let err = ClientError::from(Status::permission_denied(
+            "Client address is not authorized.\r\nClient address: 192.0.2.1\rVault: kv",
+        ));
+        assert_eq!(
+            err.to_string(),
+            "(Forbidden) Client address is not authorized. Client address: 192.0.2.1 Vault: kv"
+        );
     }
 
     #[test]

@@ -46,16 +46,15 @@ impl CofferClient {
         vault: &str,
         name: &str,
     ) -> Result<DeletedSecret, ClientError> {
-        self.forget_secret(vault, name);
         let request = DeleteSecretRequest {
             vault: vault.to_owned(),
             name: name.to_owned(),
         };
-        self.call(|mut n, m| {
+        let delete = self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.delete_secret(with_meta(r, m)).await }
-        })
-        .await
+        });
+        self.changing_secret(vault, Some(name), delete).await
     }
 
     /// Reads a deleted secret (its latest version's properties, never a value).
@@ -114,11 +113,11 @@ impl CofferClient {
             vault: vault.to_owned(),
             name: name.to_owned(),
         };
-        self.call(|mut n, m| {
+        let recover = self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.recover_deleted_secret(with_meta(r, m)).await }
-        })
-        .await
+        });
+        self.changing_secret(vault, Some(name), recover).await
     }
 
     /// Removes a deleted secret for good.
@@ -163,11 +162,12 @@ impl CofferClient {
             vault: vault.to_owned(),
             value: backup,
         };
-        self.call(|mut n, m| {
+        let restore = self.call(|mut n, m| {
             let r = request.clone();
             async move { n.secrets.restore_secret(with_meta(r, m)).await }
-        })
-        .await
+        });
+        // The backup names the secret, so the whole vault's copies are forgotten.
+        self.changing_secret(vault, None, restore).await
     }
 
     /// Lists the deleted vaults the token may see, following all pages.

@@ -1,12 +1,15 @@
 //! End-to-end checks of `CofferClient` against an in-process TLS gRPC server with mock services:
-//! the TLS trust and server-name set-up, the bearer token on every call, paging, and error
-//! mapping from status metadata.
+//! the TLS trust and server-name set-up, the bearer token on every call, paging, error
+//! mapping from status metadata, waiting out `429 Throttled`, the secret cache, the source
+//! address, and the network-rule and throttle-limit calls.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::{Pki, pki};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -62,7 +65,15 @@ impl VaultService for MockVaults {
         request: Request<GetVaultRequest>,
     ) -> Result<Response<Vault>, Status> {
         check_auth(&request)?;
+        // The address the call came from, for the source-address test.
+        let peer = request.remote_addr();
         let name = request.into_inner().name;
+        if name == "whoami" {
+            return Ok(Response::new(Vault {
+                location: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+                ..vault(&name)
+            }));
+        }
         if name == "missing" {
             let mut meta = MetadataMap::new();
             meta.insert("x-coffer-error-code", "VaultNotFound".parse().unwrap());
@@ -152,26 +163,112 @@ impl VaultService for MockVaults {
         Err(Status::unimplemented("not in this mock"))
     }
 
+    /// Applies the change to a vault that had no rules and the defaults (Allow,
+    /// AzureServices, Enabled), as the server would.
     async fn update_network_rules(
         &self,
-        _request: Request<pb::UpdateNetworkRulesRequest>,
+        request: Request<pb::UpdateNetworkRulesRequest>,
     ) -> Result<Response<Vault>, Status> {
-        Err(Status::unimplemented("not in this mock"))
+        check_auth(&request)?;
+        let r = request.into_inner();
+        let keep = |add: Vec<String>, remove: &[String]| -> Vec<String> {
+            add.into_iter().filter(|x| !remove.contains(x)).collect()
+        };
+        Ok(Response::new(Vault {
+            network_acls: Some(pb::NetworkRuleSet {
+                default_action: r.default_action.unwrap_or_else(|| "Allow".into()),
+                bypass: r.bypass.unwrap_or_else(|| "AzureServices".into()),
+                ip_rules: keep(r.add_ip_rules, &r.remove_ip_rules),
+                virtual_network_rules: keep(
+                    r.add_virtual_network_rules,
+                    &r.remove_virtual_network_rules,
+                ),
+            }),
+            public_network_access: r.public_network_access.unwrap_or_else(|| "Enabled".into()),
+            ..vault(&r.vault)
+        }))
     }
 
+    /// Every class at its default (rate 100), except those the request sets.
     async fn set_throttle_limits(
         &self,
-        _request: Request<pb::SetThrottleLimitsRequest>,
+        request: Request<pb::SetThrottleLimitsRequest>,
     ) -> Result<Response<Vault>, Status> {
-        Err(Status::unimplemented("not in this mock"))
+        check_auth(&request)?;
+        let r = request.into_inner();
+        let limits = ["secrets", "keys", "certificates", "management"]
+            .into_iter()
+            .map(|class| {
+                match r
+                    .limits
+                    .iter()
+                    .find(|l| l.class == class && !r.reset.iter().any(|c| c == class))
+                {
+                    Some(set) => pb::ThrottleLimit {
+                        burst: if set.burst == 0 { set.rate } else { set.burst },
+                        default: false,
+                        ..set.clone()
+                    },
+                    None => pb::ThrottleLimit {
+                        class: class.into(),
+                        rate: 100,
+                        burst: 100,
+                        default: true,
+                    },
+                }
+            })
+            .collect();
+        Ok(Response::new(Vault {
+            throttle_limits: limits,
+            ..vault(&r.vault)
+        }))
     }
 }
 
 struct MockSecrets;
 
-/// Calls of the throttled secret and the request ids they carried.
-static BUSY_GETS: AtomicU64 = AtomicU64::new(0);
-static BUSY_IDS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// The request ids of the calls that read each `busy-…` secret, in order.
+static BUSY_CALLS: Mutex<Option<HashMap<String, Vec<String>>>> = Mutex::new(None);
+
+/// Records a call of a `busy-…` secret; returns how many came before it.
+fn busy_call(name: &str, request_id: String) -> usize {
+    let mut calls = BUSY_CALLS.lock().unwrap();
+    let ids = calls
+        .get_or_insert_with(HashMap::new)
+        .entry(name.to_owned())
+        .or_default();
+    ids.push(request_id);
+    ids.len() - 1
+}
+
+fn busy_ids(name: &str) -> Vec<String> {
+    BUSY_CALLS
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|calls| calls.get(name).cloned())
+        .unwrap_or_default()
+}
+
+/// The answer of a throttled call, as the gateway sends it.
+fn throttled(retry_after_ms: u64) -> Status {
+    let mut meta = MetadataMap::new();
+    meta.insert("x-coffer-error-code", "Throttled".parse().unwrap());
+    meta.insert("retry-after", "1".parse().unwrap());
+    meta.insert(
+        "x-ms-retry-after-ms",
+        retry_after_ms.to_string().parse().unwrap(),
+    );
+    Status::with_metadata(
+        tonic::Code::ResourceExhausted,
+        "Request was not processed because too many requests were received. \
+         Reason: VaultRequestTypeLimitReached",
+        meta,
+    )
+}
+
+/// Each test reads its own `busy-…` secret, so tests running at once do not share counts.
+const BUSY_WAIT_MS: u64 = 20;
 /// Calls that read the cached secret from the server.
 static CACHED_GETS: AtomicU64 = AtomicU64::new(0);
 
@@ -250,38 +347,26 @@ impl SecretService for MockSecrets {
             .unwrap_or_default()
             .to_owned();
         let name = request.get_ref().name.clone();
-        match name.as_str() {
-            // Throttled twice, then served; every attempt must carry one request id.
-            "busy" => {
-                let n = BUSY_GETS.fetch_add(1, Ordering::SeqCst);
-                BUSY_IDS.lock().unwrap().push(request_id);
-                if n < 2 {
-                    let mut meta = MetadataMap::new();
-                    meta.insert("x-coffer-error-code", "Throttled".parse().unwrap());
-                    meta.insert("retry-after", "1".parse().unwrap());
-                    meta.insert("x-ms-retry-after-ms", "20".parse().unwrap());
-                    return Err(Status::with_metadata(
-                        tonic::Code::ResourceExhausted,
-                        "Request was not processed because too many requests were received. \
-                         Reason: VaultRequestTypeLimitReached",
-                        meta,
-                    ));
-                }
-                return Ok(Response::new(Secret {
-                    name,
-                    value: "served".into(),
-                    ..Default::default()
-                }));
+        // `busy-twice-…`: throttled twice, then served. `busy-always-…`: always throttled.
+        if name.starts_with("busy-") {
+            let before = busy_call(&name, request_id);
+            if name.starts_with("busy-always-") || before < 2 {
+                return Err(throttled(BUSY_WAIT_MS));
             }
-            "cached" => {
-                let n = CACHED_GETS.fetch_add(1, Ordering::SeqCst);
-                return Ok(Response::new(Secret {
-                    name,
-                    value: format!("value-{n}"),
-                    ..Default::default()
-                }));
-            }
-            _ => {}
+            return Ok(Response::new(Secret {
+                name,
+                value: "served".into(),
+                ..Default::default()
+            }));
+        }
+        // A new value on every read, so that a cached answer can be told apart.
+        if name == "cached" {
+            let n = CACHED_GETS.fetch_add(1, Ordering::SeqCst);
+            return Ok(Response::new(Secret {
+                name,
+                value: format!("value-{n}"),
+                ..Default::default()
+            }));
         }
         let mut meta = MetadataMap::new();
         meta.insert("x-coffer-error-code", "Forbidden".parse().unwrap());
@@ -458,39 +543,156 @@ async fn untrusted_server_certificate_is_rejected() {
     assert!(!err.to_string().contains('\n'));
 }
 
+fn get(name: &str) -> GetSecretRequest {
+    GetSecretRequest {
+        vault: "kv".into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+async fn client_of(pki: &Pki, addr: SocketAddr) -> CofferClient {
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    CofferClient::connect(options(url, &pki.ca_pem, TOKEN))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn throttled_calls_are_retried_after_the_wait_the_server_asks() {
     let pki = pki();
     let addr = start_server(&pki).await;
-    let url = format!("https://127.0.0.1:{}", addr.port());
-    let get = GetSecretRequest {
-        vault: "kv".into(),
-        name: "busy".into(),
-        ..Default::default()
-    };
-    // Without retries the first 429 is reported, with the server's wait.
-    let impatient = CofferClient::connect(options(url.clone(), &pki.ca_pem, TOKEN))
-        .await
-        .unwrap()
-        .with_throttle_retries(0);
-    let err = impatient.get_secret(get.clone()).await.unwrap_err();
-    assert_eq!(err.code(), "Throttled");
-    assert_eq!(err.retry_after(), Some(Duration::from_millis(20)));
-    assert!(err.to_string().ends_with("Retry after 20 ms."), "{err}");
+    let client = client_of(&pki, addr).await;
+    let started = Instant::now();
+    let secret = client.get_secret(get("busy-twice-1")).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(secret.value, "served");
+    let ids = busy_ids("busy-twice-1");
+    assert_eq!(ids.len(), 3, "two refusals and the call served");
+    assert!(!ids[0].is_empty());
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every attempt carries the first one's request id: {ids:?}"
+    );
+    // Both advertised waits were waited out, and the backoff floor (100 ms, then 200 ms)
+    // on top; the 1 s and 2 s used when the server names no wait were not.
+    assert!(
+        elapsed >= Duration::from_millis(2 * BUSY_WAIT_MS),
+        "{elapsed:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
 
-    let client = CofferClient::connect(options(url, &pki.ca_pem, TOKEN))
+#[tokio::test]
+async fn without_retries_the_first_429_is_reported_with_its_wait() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let impatient = client_of(&pki, addr).await.with_throttle_retries(0);
+    let err = impatient.get_secret(get("busy-twice-2")).await.unwrap_err();
+    assert_eq!(busy_ids("busy-twice-2").len(), 1);
+    assert_eq!(err.code(), "Throttled");
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(BUSY_WAIT_MS)));
+    assert_eq!(
+        err.to_string(),
+        "(Throttled) Request was not processed because too many requests were received. \
+         Reason: VaultRequestTypeLimitReached. Retry after 20 ms."
+    );
+}
+
+#[tokio::test]
+async fn retries_end_after_the_configured_number() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let client = client_of(&pki, addr).await.with_throttle_retries(2);
+    let err = client.get_secret(get("busy-always-1")).await.unwrap_err();
+    assert_eq!(
+        busy_ids("busy-always-1").len(),
+        3,
+        "the call and two retries"
+    );
+    assert_eq!(err.code(), "Throttled");
+    assert_eq!(err.retry_after(), Some(Duration::from_millis(BUSY_WAIT_MS)));
+}
+
+#[tokio::test]
+async fn the_source_address_is_the_one_asked_for() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let client = client_of(&pki, addr).await;
+    assert_eq!(
+        client.get_vault("whoami").await.unwrap().location,
+        "127.0.0.1"
+    );
+    // Linux answers for all of 127.0.0.0/8 on the loopback interface.
+    let mut from_two = options(url, &pki.ca_pem, TOKEN);
+    from_two.source_address = Some("127.0.0.2".parse().unwrap());
+    let client = CofferClient::connect(from_two).await.unwrap();
+    assert_eq!(
+        client.get_vault("whoami").await.unwrap().location,
+        "127.0.0.2"
+    );
+}
+
+#[tokio::test]
+async fn network_rules_and_throttle_limits_are_sent_as_given() {
+    let pki = pki();
+    let addr = start_server(&pki).await;
+    let client = client_of(&pki, addr).await;
+    let vault = client
+        .update_network_rules(pb::UpdateNetworkRulesRequest {
+            vault: "kv".into(),
+            default_action: Some("Deny".into()),
+            public_network_access: Some("Disabled".into()),
+            add_ip_rules: vec!["203.0.113.0/24".into(), "198.51.100.7".into()],
+            remove_ip_rules: vec!["198.51.100.7".into()],
+            add_virtual_network_rules: vec!["corp".into()],
+            ..Default::default()
+        })
         .await
         .unwrap();
-    let started = Instant::now();
-    let secret = client.get_secret(get).await.unwrap();
-    assert_eq!(secret.value, "served");
-    // Two more calls: one refused (after the first client's), one served; the refusal was
-    // waited out for at least the 100 ms backoff floor.
-    assert_eq!(BUSY_GETS.load(Ordering::SeqCst), 3);
-    assert!(started.elapsed() >= Duration::from_millis(100));
-    let ids = BUSY_IDS.lock().unwrap().clone();
-    assert_eq!(ids[1], ids[2], "a retry reuses the request id");
-    assert_ne!(ids[0], ids[1]);
+    assert_eq!(vault.name, "kv");
+    assert_eq!(
+        vault.network_acls,
+        Some(pb::NetworkRuleSet {
+            default_action: "Deny".into(),
+            bypass: "AzureServices".into(),
+            ip_rules: vec!["203.0.113.0/24".into()],
+            virtual_network_rules: vec!["corp".into()],
+        })
+    );
+    assert_eq!(vault.public_network_access, "Disabled");
+
+    let vault = client
+        .set_throttle_limits(pb::SetThrottleLimitsRequest {
+            vault: "kv".into(),
+            limits: vec![pb::ThrottleLimit {
+                class: "secrets".into(),
+                rate: 500,
+                burst: 0,
+                default: false,
+            }],
+            reset: vec!["keys".into()],
+        })
+        .await
+        .unwrap();
+    let secrets = vault
+        .throttle_limits
+        .iter()
+        .find(|l| l.class == "secrets")
+        .unwrap();
+    assert_eq!(
+        (secrets.rate, secrets.burst, secrets.default),
+        (500, 500, false)
+    );
+    assert!(
+        vault
+            .throttle_limits
+            .iter()
+            .filter(|l| l.class != "secrets")
+            .all(|l| l.default)
+    );
 }
 
 #[tokio::test]
