@@ -378,9 +378,38 @@ async fn only_trusted_proxies_name_the_client() {
         vec!["198.51.100.7", "2001:db8::42", "198.51.100.9"]
     );
     // The server still serves.
-    get_secret_with(&server, proxy, Some("198.51.100.1"))
+    get_secret_with(&server, proxy.clone(), Some("198.51.100.1"))
         .await
         .unwrap();
+
+    // A client cannot turn itself into the proxy: a padded header is cut to its right end,
+    // and a second header (a proxy that adds its own) is read after the first.
+    let padded = format!("{}192.0.2.66", "198.51.100.7,".repeat(500));
+    assert_firewalled(
+        get_secret_with(&server, proxy.clone(), Some(&padded)).await,
+        "192.0.2.66",
+    );
+    let mut request = with_bearer(
+        &server.token,
+        pb::GetSecretRequest {
+            vault: V.into(),
+            name: "db-password".into(),
+            ..Default::default()
+        },
+    );
+    request
+        .metadata_mut()
+        .append("x-forwarded-for", "198.51.100.7".parse().unwrap());
+    request
+        .metadata_mut()
+        .append("x-forwarded-for", "192.0.2.67".parse().unwrap());
+    assert_firewalled(
+        SecretServiceClient::new(proxy)
+            .get_secret(request)
+            .await
+            .map(tonic::Response::into_inner),
+        "192.0.2.67",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,7 +59,7 @@ impl GrpcApi {
     {
         let bearer = bearer_token(&request);
         let client = request.extensions().get::<ClientAddr>().copied();
-        let forwarded_for = metadata_text(&request, "x-forwarded-for");
+        let forwarded_for = forwarded_for(&request);
         let client_request_id = metadata_text(&request, "x-ms-client-request-id");
         let consistency = match consistency(&request) {
             Ok(c) => c,
@@ -112,6 +112,37 @@ impl GrpcApi {
             }
         }
     }
+}
+
+/// Every `X-Forwarded-For` header, joined in the order received: a proxy may add a header of
+/// its own rather than append to the client's. Bytes that are not text become U+FFFD, so an
+/// entry with them stops the walk instead of hiding the whole header.
+fn forwarded_for<R>(request: &Request<R>) -> Option<String> {
+    let parts: Vec<String> = request
+        .metadata()
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let joined = parts.join(",");
+    // Only the right end matters (proxies append): a long header is cut to its last 4 KiB of
+    // whole entries, never dropped, since dropping it would make the proxy itself the client.
+    const KEEP: usize = 4_000;
+    let mut cut = joined.len().saturating_sub(KEEP);
+    while !joined.is_char_boundary(cut) {
+        cut += 1;
+    }
+    if cut == 0 {
+        return Some(joined);
+    }
+    Some(
+        joined[cut..]
+            .split_once(',')
+            .map_or(String::new(), |(_, rest)| rest.to_owned()),
+    )
 }
 
 fn metadata_text<R>(request: &Request<R>, key: &str) -> Option<String> {

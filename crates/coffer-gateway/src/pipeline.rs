@@ -227,11 +227,18 @@ impl Gateway {
             addr: forwarded_client(c.addr.ip(), forwarded_for, &self.trusted_proxies),
             private_listener: c.private,
         });
-        let guarded = self.guarded(operation_name, target.vault.as_deref());
+        let guarded = self
+            .guarded(operation_name, target.vault.as_deref())
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e.message, "reading a vault's guards failed"));
         let (caller, result) = match self.authenticator.authenticate(bearer) {
             Ok(principal) => {
                 let caller = principal.id.clone();
-                match self.admit(&principal, guarded.as_ref(), origin.as_ref()) {
+                let admitted = guarded
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|guarded| self.admit(&principal, guarded.as_ref(), origin.as_ref()));
+                match admitted {
                     Err(e) => (caller, Err(e)),
                     Ok(()) => {
                         match RequestContext::new(principal, client_request_id, consistency) {
@@ -245,6 +252,8 @@ impl Gateway {
                 // An address the rules refuse hears so before it hears about its credential.
                 let refused = guarded
                     .as_ref()
+                    .ok()
+                    .and_then(Option::as_ref)
                     .zip(origin.as_ref())
                     .and_then(|(g, origin)| {
                         self.firewall(&g.vault, g.firewalled, origin, "anonymous", false)
@@ -282,21 +291,31 @@ impl Gateway {
         (request_id, result)
     }
 
-    /// The vault an operation is guarded by, as this node has applied it.
-    fn guarded(&self, operation: &str, vault: Option<&str>) -> Option<Guarded> {
-        let (class, firewalled) = guards_of(operation)?;
-        match self.service.guarded_vault(vault?) {
-            Ok(vault) => vault.map(|vault| Guarded {
-                vault,
-                class,
-                firewalled,
-            }),
-            Err(e) => {
-                // The operation reads the vault again and reports the failure itself.
-                tracing::warn!(error = %e.message, "reading a vault's guards failed");
-                None
-            }
+    /// The vault an operation is guarded by, as this node has applied it. A vault this node
+    /// has not applied yet (just created, restored or recovered elsewhere) is looked up again
+    /// after a read barrier, so that the operation's own barrier cannot find it unguarded. A
+    /// failed read refuses the request rather than skip the guards.
+    async fn guarded(
+        &self,
+        operation: &str,
+        vault: Option<&str>,
+    ) -> Result<Option<Guarded>, Error> {
+        let Some((class, firewalled)) = guards_of(operation) else {
+            return Ok(None);
+        };
+        let Some(name) = vault else {
+            return Ok(None);
+        };
+        let mut found = self.service.guarded_vault(name)?;
+        if found.is_none() && coffer_types::VaultName::parse(name).is_ok() {
+            self.service.store().read_barrier().await?;
+            found = self.service.guarded_vault(name)?;
         }
+        Ok(found.map(|vault| Guarded {
+            vault,
+            class,
+            firewalled,
+        }))
     }
 
     /// The network rules, then the throttle (DESIGN.md §2).
