@@ -159,8 +159,61 @@ fn node_dir(data_dir: &Path, id: u64) -> PathBuf {
     data_dir.join(format!("node{id}"))
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+/// Ports picked for the nodes, held bound until every node has one so no two nodes share.
+///
+/// They come from below the kernel's ephemeral range: a port picked by binding port 0 lies
+/// inside it, and in the moments before the node binds it for real any outgoing connection on
+/// the machine may be handed it as its source port ("Address already in use" at start-up).
+struct PortPicker {
+    held: Vec<TcpListener>,
+    state: u64,
+    below: u16,
+}
+
+impl PortPicker {
+    /// Lowest port considered: above the well-known and registered ports most services use.
+    const FLOOR: u16 = 10_000;
+
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ (u64::from(std::process::id()) << 32);
+        let below = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+            .filter(|low| *low > Self::FLOOR + 1_000)
+            .unwrap_or(32_768);
+        Self {
+            held: Vec::new(),
+            state: seed | 1,
+            below,
+        }
+    }
+
+    fn next_candidate(&mut self) -> u16 {
+        // xorshift64: spread is all that matters here.
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        Self::FLOOR + (self.state % u64::from(self.below - Self::FLOOR)) as u16
+    }
+
+    fn pick(&mut self) -> anyhow::Result<SocketAddr> {
+        for _ in 0..500 {
+            let port = self.next_candidate();
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+                let addr = listener.local_addr()?;
+                self.held.push(listener);
+                return Ok(addr);
+            }
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        self.held.push(listener);
+        Ok(addr)
+    }
 }
 
 /// Writes everything the nodes need, keeping what a previous run wrote.
@@ -181,13 +234,14 @@ pub fn prepare(args: &ClusterArgs, dir: &Path) -> anyhow::Result<Vec<DevNode>> {
     let nodes: Vec<DevNode> = if layout.exists() {
         serde_json::from_slice(&fs::read(&layout)?).context("reading cluster.json")?
     } else {
+        let mut ports = PortPicker::new();
         let nodes = (1..=args.nodes + args.learners)
             .map(|id| {
                 Ok(DevNode {
                     id,
                     region: args.regions[((id - 1) as usize) % args.regions.len()].clone(),
-                    client: free_port()?,
-                    cluster: free_port()?,
+                    client: ports.pick()?,
+                    cluster: ports.pick()?,
                     learner: id > args.nodes,
                 })
             })
@@ -402,4 +456,26 @@ fn running(pid: u32) -> bool {
 
 async fn shutdown_signal() {
     super::shutdown_signal().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picked_ports_are_distinct_and_below_the_ephemeral_range() {
+        let mut ports = PortPicker::new();
+        let picked: Vec<SocketAddr> = (0..40).map(|_| ports.pick().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<u16> = picked.iter().map(|a| a.port()).collect();
+        assert_eq!(distinct.len(), picked.len(), "{picked:?}");
+        for addr in &picked {
+            assert!(addr.ip().is_loopback(), "{addr}");
+            assert!(
+                (PortPicker::FLOOR..ports.below).contains(&addr.port()),
+                "{addr} is outside {}..{}",
+                PortPicker::FLOOR,
+                ports.below
+            );
+        }
+    }
 }
