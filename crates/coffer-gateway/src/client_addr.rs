@@ -159,6 +159,34 @@ pub(crate) fn forwarded_client(
     client
 }
 
+/// Every `X-Forwarded-For` header of a request, joined in the order received: a proxy may add
+/// a header of its own rather than append to the client's. Bytes that are not text become
+/// U+FFFD, so an entry with them stops the walk instead of hiding the whole header.
+pub(crate) fn join_forwarded_for<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<String> {
+    let parts: Vec<String> = values
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let joined = parts.join(",");
+    // Only the right end matters (proxies append): a long header is cut to its last 4 KiB of
+    // whole entries, never dropped, since dropping it would make the proxy itself the client.
+    const KEEP: usize = 4_000;
+    let mut cut = joined.len().saturating_sub(KEEP);
+    while !joined.is_char_boundary(cut) {
+        cut += 1;
+    }
+    if cut == 0 {
+        return Some(joined);
+    }
+    Some(
+        joined[cut..]
+            .split_once(',')
+            .map_or(String::new(), |(_, rest)| rest.to_owned()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

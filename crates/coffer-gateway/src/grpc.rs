@@ -16,6 +16,7 @@ use coffer_types::Error;
 use coffer_types::error::quote_user_text;
 use tonic::{Request, Response, Status};
 
+use crate::client_addr::join_forwarded_for;
 use crate::convert::{
     UriBase, secret_page_to_pb, secret_to_pb, sku_from_pb, status_from, tags_from_pb, vault_to_pb,
 };
@@ -114,34 +115,14 @@ impl GrpcApi {
     }
 }
 
-/// Every `X-Forwarded-For` header, joined in the order received: a proxy may add a header of
-/// its own rather than append to the client's. Bytes that are not text become U+FFFD, so an
-/// entry with them stops the walk instead of hiding the whole header.
+/// Every `X-Forwarded-For` header of the request (see [`join_forwarded_for`]).
 fn forwarded_for<R>(request: &Request<R>) -> Option<String> {
-    let parts: Vec<String> = request
-        .metadata()
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    if parts.is_empty() {
-        return None;
-    }
-    let joined = parts.join(",");
-    // Only the right end matters (proxies append): a long header is cut to its last 4 KiB of
-    // whole entries, never dropped, since dropping it would make the proxy itself the client.
-    const KEEP: usize = 4_000;
-    let mut cut = joined.len().saturating_sub(KEEP);
-    while !joined.is_char_boundary(cut) {
-        cut += 1;
-    }
-    if cut == 0 {
-        return Some(joined);
-    }
-    Some(
-        joined[cut..]
-            .split_once(',')
-            .map_or(String::new(), |(_, rest)| rest.to_owned()),
+    join_forwarded_for(
+        request
+            .metadata()
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes()),
     )
 }
 

@@ -23,6 +23,7 @@ mod identity_routes;
 mod managed_identity;
 mod metrics;
 mod pipeline;
+mod rest;
 mod server;
 mod tls;
 

@@ -20,6 +20,7 @@ use crate::client_addr::read_proxy_header;
 use crate::convert::UriBase;
 use crate::grpc::GrpcApi;
 use crate::pipeline::{ClientAddr, Gateway};
+use crate::rest::{self, RestApi};
 use crate::{http_routes, identity_routes};
 use coffer_proto::v1::authorization_service_server::AuthorizationServiceServer;
 use coffer_proto::v1::identity_service_server::IdentityServiceServer;
@@ -49,7 +50,13 @@ pub async fn serve(
     dns_suffix: String,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let api = GrpcApi::new(gateway.clone(), UriBase { suffix: dns_suffix });
+    let api = GrpcApi::new(
+        gateway.clone(),
+        UriBase {
+            suffix: dns_suffix.clone(),
+        },
+    );
+    let rest = RestApi::new(gateway.clone(), &dns_suffix, api.challenge());
     let grpc = tonic::service::Routes::new(VaultServiceServer::new(api.clone()))
         // A secret backup holds up to 500 versions of up to 25 KB each: a restore request
         // carries up to ~13 MB, over tonic's 4 MiB default.
@@ -75,7 +82,9 @@ pub async fn serve(
         .into_axum_router();
     let router = grpc
         .merge(http_routes::router(gateway.clone()))
-        .merge(identity_routes::router(gateway.clone()));
+        .merge(identity_routes::router(gateway.clone()))
+        // Whatever no route above claims is a Key Vault REST request.
+        .fallback_service(rest::router(Arc::new(rest)));
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {

@@ -12,6 +12,16 @@ pub struct Listing<T> {
     pub next_page_token: Option<String>,
 }
 
+impl<T> Listing<T> {
+    /// The same page with every item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listing<U> {
+        Listing {
+            items: self.items.into_iter().map(f).collect(),
+            next_page_token: self.next_page_token,
+        }
+    }
+}
+
 pub(crate) fn page_size(requested: Option<u32>) -> Result<usize, Error> {
     match requested {
         None | Some(0) => Ok(MAX_PAGE_SIZE),
