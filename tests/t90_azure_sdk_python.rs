@@ -1,0 +1,230 @@
+//! The official Python Azure Key Vault clients (`azure-keyvault-secrets`, `azure-keyvault-keys`,
+//! with `azure-identity`'s `ClientSecretCredential`) against a real dev node over its REST API,
+//! unchanged: TLS verified against the node's CA, the challenge resource verified, the vault
+//! addressed by host. The scenarios are in tests/python/keyvault_sdk.py; each step prints
+//! "ok …" and the script fails on the first wrong answer.
+//!
+//! Needs the Python environment of `scripts/install-python-deps` (`.ci/run` creates it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use common::DevServer;
+
+/// Runs one scenario of keyvault_sdk.py against `vault` with only the settings a user would
+/// give (besides PATH), and returns the steps it reported.
+fn sdk(server: &DevServer, vault: &str, scenario: &str, extra: &[(&str, &str)]) -> Vec<String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/keyvault_sdk.py");
+    let suffix = server.env_value("COFFER_DNS_SUFFIX");
+    let mut cmd = Command::new(common::python_interpreter());
+    cmd.arg(script).arg(scenario).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.env("COFFER_VAULT_URL", format!("https://{vault}.{suffix}"))
+        .env("COFFER_CA_CERT", &server.ca_cert)
+        .env("COFFER_AUTHORITY", &server.addr);
+    for key in ["COFFER_TENANT", "COFFER_CLIENT_ID", "COFFER_CLIENT_SECRET"] {
+        cmd.env(key, server.env_value(key));
+    }
+    for (key, value) in extra {
+        cmd.env(key, value);
+    }
+    let out = cmd.output().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{scenario} failed after:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_owned).collect()
+}
+
+fn assert_steps(steps: &[String], expected: &[&str]) {
+    for step in expected {
+        assert!(
+            steps.iter().any(|s| s == &format!("ok {step}")),
+            "step {step:?} missing from {steps:#?}"
+        );
+    }
+}
+
+fn metric(server: &DevServer, prefix: &str) -> f64 {
+    let (status, text) = server.https_get("/metrics");
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn the_python_sdks_work_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("node"));
+    for vault in ["py-secrets", "py-keys", "py-errors", "py-denied"] {
+        server.ok(&["vault", "create", "--name", vault, "--location", "eastus"]);
+    }
+
+    let steps = sdk(&server, "py-secrets", "secrets", &[]);
+    assert_steps(
+        &steps,
+        &[
+            "set two versions",
+            "ids use the vault url",
+            "get latest",
+            "get by version",
+            "list follows nextLink past 25",
+            "max_page_size pages",
+            "list versions",
+            "update properties",
+            "a disabled version is forbidden",
+            "soft delete",
+            "get deleted",
+            "list deleted",
+            "a deleted name cannot be set",
+            "recover",
+            "purged is gone",
+            "backup and restore",
+        ],
+    );
+
+    let steps = sdk(&server, "py-keys", "keys", &[]);
+    assert_steps(
+        &steps,
+        &[
+            "create rsa and ec",
+            "get key",
+            "list keys",
+            "rotate",
+            "list key versions",
+            "update key",
+            "encrypt/decrypt",
+            "wrap/unwrap",
+            "sign/verify rs256",
+            "tampered signature fails",
+            "sign/verify es256",
+            "import",
+            "rotation policy",
+            "random bytes",
+            "backup and restore key",
+            "delete key",
+            "get deleted key",
+            "list deleted keys",
+            "recover key",
+            "purged key is gone",
+        ],
+    );
+
+    let steps = sdk(&server, "py-errors", "errors", &[]);
+    assert_steps(
+        &steps,
+        &[
+            "an invalid name",
+            "a missing secret",
+            "a missing key",
+            "a bad key size",
+            "purging what is not deleted",
+        ],
+    );
+
+    server.ok(&[
+        "vault",
+        "update",
+        "--name",
+        "py-denied",
+        "--default-action",
+        "Deny",
+    ]);
+    let steps = sdk(&server, "py-denied", "firewalled", &[]);
+    assert_steps(
+        &steps,
+        &["firewall refuses", "inner code ForbiddenByFirewall"],
+    );
+
+    // Every operation went through the REST API and was audited under its Azure name.
+    let operations: std::collections::BTreeSet<String> = server
+        .audit_lines()
+        .iter()
+        .filter_map(|r| r["operationName"].as_str().map(str::to_owned))
+        .collect();
+    for op in [
+        "SecretSet",
+        "SecretListVersions",
+        "SecretRecover",
+        "SecretPurge",
+        "SecretRestore",
+        "KeyDecrypt",
+        "KeyUnwrap",
+        "KeySign",
+        "KeyRotationPolicySet",
+        "VaultGetRandomBytes",
+        "KeyRestore",
+    ] {
+        assert!(operations.contains(op), "{op} not audited: {operations:?}");
+    }
+}
+
+#[test]
+fn the_python_sdk_retry_policy_honours_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("node"));
+    server.ok(&[
+        "vault",
+        "create",
+        "--name",
+        "py-busy",
+        "--location",
+        "eastus",
+    ]);
+    server.ok(&[
+        "secret",
+        "set",
+        "--vault-name",
+        "py-busy",
+        "--name",
+        "hot",
+        "--value",
+        "v",
+    ]);
+    let (rate, burst, calls) = (4.0, 4.0, 20.0);
+    server.ok(&[
+        "vault", "throttle", "set", "--name", "py-busy", "--class", "secrets", "--rate", "4",
+        "--burst", "4",
+    ]);
+    let started = Instant::now();
+    let steps = sdk(
+        &server,
+        "py-busy",
+        "throttled",
+        &[("COFFER_SECRET_NAME", "hot"), ("COFFER_CALLS", "20")],
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        steps.iter().any(|s| s.starts_with("ok throttled calls=20")),
+        "{steps:?}"
+    );
+    // Every call succeeded, yet the vault admits `rate` a second after its burst: the SDK met
+    // 429s and waited them out as Retry-After asked.
+    let throttled = metric(
+        &server,
+        "coffer_gateway_throttled_requests_total{vault=\"py-busy\"",
+    );
+    assert!(throttled >= 1.0, "no 429 was ever sent");
+    let least = (calls - burst) / rate;
+    assert!(
+        elapsed >= least * 0.8,
+        "{calls} calls took {elapsed:.2} s, less than the limit allows ({least:.2} s)"
+    );
+    let refused: Vec<_> = server
+        .audit_lines()
+        .into_iter()
+        .filter(|r| r["resultCode"] == "Throttled")
+        .collect();
+    assert_eq!(refused.len() as f64, throttled);
+}
