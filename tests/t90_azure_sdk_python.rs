@@ -147,6 +147,34 @@ fn the_python_sdks_work_unchanged() {
         &["firewall refuses", "inner code ForbiddenByFirewall"],
     );
 
+    // A workload on the node with the dev managed identity (a Key Vault Secrets User): the
+    // SDK's ManagedIdentityCredential through the node's managed-identity endpoint.
+    server.ok(&[
+        "secret",
+        "set",
+        "--vault",
+        "py-errors",
+        "--name",
+        "shared",
+        "--value",
+        "for readers",
+    ]);
+    let endpoint = server.env_value("IDENTITY_ENDPOINT");
+    let header = server.env_value("IDENTITY_HEADER");
+    let steps = sdk(
+        &server,
+        "py-errors",
+        "read",
+        &[
+            ("COFFER_CREDENTIAL", "managed-identity"),
+            ("IDENTITY_ENDPOINT", &endpoint),
+            ("IDENTITY_HEADER", &header),
+            ("COFFER_SECRET_NAME", "shared"),
+            ("COFFER_EXPECTED", "for readers"),
+        ],
+    );
+    assert_steps(&steps, &["read", "a reader may not write"]);
+
     // Every operation went through the REST API and was audited under its Azure name.
     let operations: std::collections::BTreeSet<String> = server
         .audit_lines()

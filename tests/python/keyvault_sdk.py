@@ -1,10 +1,11 @@
 """Drives the official azure-keyvault-secrets and azure-keyvault-keys clients against a Coffer
 node, with TLS verification and the SDKs' challenge-resource verification on.
 
-Usage: keyvault_sdk.py secrets|keys|errors|throttled|firewalled
+Usage: keyvault_sdk.py secrets|keys|errors|throttled|firewalled|read
 Settings (as dev.env exports them): COFFER_VAULT_URL (https://{vault}.{dns-suffix}),
 COFFER_CA_CERT, COFFER_TENANT, COFFER_CLIENT_ID, COFFER_CLIENT_SECRET, COFFER_AUTHORITY
-(host:port of the node). `*.vault.coffer.localhost` does not resolve on every machine, so host
+(host:port of the node); or COFFER_CREDENTIAL=managed-identity with IDENTITY_ENDPOINT and
+IDENTITY_HEADER. `*.vault.coffer.localhost` does not resolve on every machine, so host
 names under the vault URL's DNS suffix are resolved to COFFER_CONNECT_HOST (127.0.0.1) here.
 Every step prints "ok <step>"; the first failure raises and exits non-zero.
 """
@@ -17,7 +18,7 @@ import time
 from urllib.parse import urlparse
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.keys import (
     JsonWebKey,
     KeyClient,
@@ -51,6 +52,9 @@ def resolve_vault_hosts_locally():
 
 
 def credential():
+    if os.environ.get("COFFER_CREDENTIAL") == "managed-identity":
+        # A workload on the node: IDENTITY_ENDPOINT and IDENTITY_HEADER (App Service protocol).
+        return ManagedIdentityCredential()
     return ClientSecretCredential(
         os.environ["COFFER_TENANT"],
         os.environ["COFFER_CLIENT_ID"],
@@ -233,6 +237,13 @@ def throttled(client):
     print(f"ok throttled calls={calls} elapsed_ms={int(elapsed * 1000)}", flush=True)
 
 
+def read(client):
+    secret = client.get_secret(os.environ["COFFER_SECRET_NAME"])
+    step("read", secret.value == os.environ["COFFER_EXPECTED"])
+    expect_error("a reader may not write", lambda: client.set_secret("not-allowed", "x"),
+                 HttpResponseError, 403, "Forbidden")
+
+
 def firewalled(client):
     e = expect_error("firewall refuses", lambda: client.get_secret("anything"),
                      HttpResponseError, 403, "Forbidden")
@@ -254,6 +265,8 @@ def main():
         errors(secret_client, key_client)
     elif scenario == "throttled":
         throttled(secret_client)
+    elif scenario == "read":
+        read(secret_client)
     elif scenario == "firewalled":
         firewalled(secret_client)
     else:

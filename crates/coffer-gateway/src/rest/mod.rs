@@ -54,33 +54,32 @@ impl RestApi {
             challenge,
         }
     }
+}
 
-    /// The vault a request's authority names, and the origin its ids are built from (the
-    /// request's own scheme and authority, rebuilt from the checked parts).
-    fn vault_of(&self, authority: Option<&str>) -> Result<(String, String), Error> {
-        let expected = || {
-            Error::bad_parameter(format!(
-                "The request's host must name a vault: {{vault-name}}.{}.",
-                self.suffix_host
-            ))
-        };
-        let authority = authority.ok_or_else(expected)?;
-        let (host, port) = split_port(authority);
-        let host = host.to_ascii_lowercase();
-        let vault = host
-            .strip_suffix(&self.suffix_host)
-            .and_then(|rest| rest.strip_suffix('.'))
-            .filter(|v| !v.is_empty() && !v.contains('.'))
-            .ok_or_else(expected)?;
-        let vault = VaultName::parse(vault)
-            .map_err(|_| Error::invalid_name(&quote_user_text(vault)))?
-            .to_string();
-        let origin = match port {
-            Some(port) => format!("https://{vault}.{}:{port}", self.suffix_host),
-            None => format!("https://{vault}.{}", self.suffix_host),
-        };
-        Ok((vault, origin))
-    }
+/// The vault a request's authority names under `suffix_host`, and the origin its ids are
+/// built from (the request's own scheme and authority, rebuilt from the checked parts).
+fn vault_of(suffix_host: &str, authority: Option<&str>) -> Result<(String, String), Error> {
+    let expected = || {
+        Error::bad_parameter(format!(
+            "The request's host must name a vault: {{vault-name}}.{suffix_host}."
+        ))
+    };
+    let authority = authority.ok_or_else(expected)?;
+    let (host, port) = split_port(authority);
+    let host = host.to_ascii_lowercase();
+    let vault = host
+        .strip_suffix(suffix_host)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .filter(|v| !v.is_empty() && !v.contains('.'))
+        .ok_or_else(expected)?;
+    let vault = VaultName::parse(vault)
+        .map_err(|_| Error::invalid_name(&quote_user_text(vault)))?
+        .to_string();
+    let origin = match port {
+        Some(port) => format!("https://{vault}.{suffix_host}:{port}"),
+        None => format!("https://{vault}.{suffix_host}"),
+    };
+    Ok((vault, origin))
 }
 
 /// `host[:port]` split, the port kept only when it is a number.
@@ -299,7 +298,7 @@ pub(crate) async fn serve(State(api): State<Arc<RestApi>>, request: Request) -> 
         .authority()
         .map(|a| a.as_str().to_owned())
         .or_else(|| header_text(&parts.headers, header::HOST.as_str()));
-    let vault = api.vault_of(authority.as_deref());
+    let vault = vault_of(&api.suffix_host, authority.as_deref());
     let limit = match route {
         Ok(Route::RestoreSecret | Route::RestoreKey) => MAX_RESTORE_BYTES,
         _ => MAX_BODY_BYTES,
@@ -506,4 +505,88 @@ fn bearer_token(headers: &HeaderMap) -> Option<SecretString> {
 /// The REST API as a router of its own, for the listener's fallback.
 pub(crate) fn router(api: Arc<RestApi>) -> axum::Router {
     axum::Router::new().fallback(serve).with_state(api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_version_the_sdks_send_is_accepted() {
+        for version in [
+            "7.0",
+            "7.1",
+            "7.2",
+            "7.3",
+            "7.4",
+            "7.5",
+            "7.6",
+            "7.6-preview.2",
+            "7.10",
+            "2016-10-01",
+            "2025-07-01",
+            "2025-06-01-preview",
+            "2026-04-01",
+            "2027-01-01",
+        ] {
+            check_api_version(Some(version)).unwrap_or_else(|e| panic!("{version}: {}", e.message));
+        }
+        for version in [
+            "",
+            "6.0",
+            "7",
+            "7.x",
+            "2015-01-01",
+            "2026-13-01",
+            "2026-4-01",
+            "latest",
+            "7.6.1",
+        ] {
+            let e = check_api_version(Some(version)).unwrap_err();
+            assert_eq!(e.code, coffer_types::ErrorCode::BadParameter, "{version}");
+        }
+        assert!(check_api_version(None).is_err());
+    }
+
+    #[test]
+    fn the_host_names_the_vault_and_the_origin() {
+        let suffix = "vault.coffer.localhost";
+        assert_eq!(
+            vault_of(suffix, Some("KV1.Vault.Coffer.Localhost:8443")).unwrap(),
+            (
+                "kv1".to_owned(),
+                "https://kv1.vault.coffer.localhost:8443".to_owned()
+            )
+        );
+        assert_eq!(
+            vault_of(suffix, Some("kv-2.vault.coffer.localhost"))
+                .unwrap()
+                .1,
+            "https://kv-2.vault.coffer.localhost"
+        );
+        for host in [
+            None,
+            Some("localhost:8443"),
+            Some("vault.coffer.localhost"),
+            Some("a.b.vault.coffer.localhost"),
+            Some("kv1.vault.coffer.localhost.evil:1"),
+            Some("kv1xvault.coffer.localhost"),
+            Some("k_1.vault.coffer.localhost"),
+        ] {
+            let e = vault_of(suffix, host).unwrap_err();
+            assert_eq!(e.code, coffer_types::ErrorCode::BadParameter, "{host:?}");
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_the_first_wins() {
+        let q = Query::parse(Some(
+            "api-version=7.6&%24skiptoken=abc%3D&maxresults=5&api-version=7.0&other=1",
+        ));
+        assert_eq!(q.api_version.as_deref(), Some("7.6"));
+        assert_eq!(q.skip_token.as_deref(), Some("abc="));
+        assert_eq!(q.max_results.as_deref(), Some("5"));
+        let q = Query::parse(None);
+        assert!(q.api_version.is_none());
+    }
 }
