@@ -218,32 +218,37 @@ impl DevServer {
 
     /// A plain HTTP/1.1 GET over TLS; returns (status, body).
     pub fn https_get(&self, path: &str) -> (u16, String) {
+        let response = self.https(&HttpRequest::new("GET", "localhost", path));
+        (response.status, response.body)
+    }
+
+    /// One HTTP/1.1 request over TLS (trusting the dev CA, SNI `localhost`) with the `Host`
+    /// the request names, as a client addressing a vault by host would send it.
+    pub fn https(&self, request: &HttpRequest) -> HttpResponse {
         let config = self.tls_client_config(b"http/1.1");
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
         let conn = rustls::ClientConnection::new(config, name).expect("TLS client");
         let tcp = TcpStream::connect(&self.addr).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         let mut tls = rustls::StreamOwned::new(conn, tcp);
-        write!(
-            tls,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write request");
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            request.method,
+            request.path,
+            request.host,
+            request.body.len()
+        );
+        for (name, value) in &request.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        tls.write_all(head.as_bytes()).expect("write request head");
+        tls.write_all(&request.body).expect("write request body");
         let mut response = Vec::new();
         // A peer that closes without close_notify is fine here: the body is complete.
         let _ = tls.read_to_end(&mut response);
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("HTTP status line");
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        HttpResponse::parse(&response)
     }
 
     /// A gRPC channel to the server over TLS, trusting the dev CA.
@@ -461,4 +466,95 @@ pub fn python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("python prints UTF-8")
+}
+
+/// A request for [`DevServer::https`].
+pub struct HttpRequest {
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    pub fn new(method: &str, host: &str, path: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            host: host.to_owned(),
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// What [`DevServer::https`] read: the status, the headers (names in lower case) and the body.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    fn parse(raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("HTTP status line");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            let mut out = String::new();
+            let mut rest = body;
+            while let Some((size, after)) = rest.split_once("\r\n") {
+                let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if size == 0 || after.len() < size {
+                    break;
+                }
+                out.push_str(&after[..size]);
+                rest = after[size..].trim_start_matches("\r\n");
+            }
+            out
+        } else {
+            body.to_owned()
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
 }
