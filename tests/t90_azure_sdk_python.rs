@@ -256,3 +256,71 @@ fn the_python_sdk_retry_policy_honours_retry_after() {
         .collect();
     assert_eq!(refused.len() as f64, throttled);
 }
+
+/// The README's Python example, as printed there, against a dev node (only the node's address
+/// replaces 127.0.0.1:8443, and vault host names resolve to loopback).
+#[test]
+fn the_readme_python_example_runs() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let section = readme
+        .split_once("### The Azure SDKs")
+        .expect("README has the SDK section")
+        .1;
+    let example = section
+        .split_once("```python\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a python block")
+        .0;
+    assert!(example.lines().count() <= 12, "{example}");
+    let dir = tempfile::tempdir().unwrap();
+    let server = DevServer::start(&dir.path().join("node"));
+    server.ok(&[
+        "vault",
+        "create",
+        "--name",
+        "ecotracker-kv",
+        "--location",
+        "eastus",
+    ]);
+    let program = format!(
+        "import socket\n\
+         real = socket.getaddrinfo\n\
+         socket.getaddrinfo = lambda h, *a, **k: real('127.0.0.1' if isinstance(h, str) \
+         and h.endswith('.vault.coffer.localhost') else h, *a, **k)\n{}",
+        example.replace("127.0.0.1:8443", &server.addr)
+    );
+    let mut cmd = Command::new(common::python_interpreter());
+    cmd.arg("-c").arg(program).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.env("COFFER_CA_CERT", &server.ca_cert);
+    for key in [
+        "COFFER_TENANT",
+        "COFFER_CLIENT_ID",
+        "COFFER_CLIENT_SECRET",
+        "COFFER_DNS_SUFFIX",
+    ] {
+        cmd.env(key, server.env_value(key));
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "S3cret!");
+    let value = server.ok(&[
+        "secret",
+        "show",
+        "--vault",
+        "ecotracker-kv",
+        "--name",
+        "sqldb-password",
+        "--query",
+        "value",
+    ]);
+    assert_eq!(value.trim(), "S3cret!");
+}

@@ -2,7 +2,8 @@
 //!
 //! Every request takes the same path: TLS (rustls, TLS 1.2 and 1.3 only) → client address →
 //! authentication → the service operation (which authorizes) → one audit record and the
-//! request metrics. The gRPC API (proto/coffer/v1) is an adapter over coffer-service;
+//! request metrics. The gRPC API (proto/coffer/v1) and the Azure Key Vault REST API (`rest`,
+//! vaults addressed by host) are adapters over coffer-service;
 //! `/metrics`, `/healthz` and the identity provider's endpoints (discovery, JWKS, token) are
 //! served on the same listener, and the managed-identity endpoint on a loopback listener of
 //! its own. Nothing here decides what an operation does, and nothing
