@@ -14,7 +14,7 @@ mod secrets;
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -327,11 +327,19 @@ pub(crate) async fn serve(State(api): State<Arc<RestApi>>, request: Request) -> 
         },
         _ => Target::default(),
     };
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let too_large = || {
         Error::bad_parameter(format!(
             "The request body is larger than {limit} bytes or was cut short."
         ))
-    });
+    };
+    // A body announced too large is refused unread.
+    let body = if usize::try_from(body.size_hint().lower()).map_or(true, |n| n > limit) {
+        Err(too_large())
+    } else {
+        axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| too_large())
+    };
     let gateway = api.gateway.clone();
     // As for gRPC, the request runs in a task of its own: a write the client stopped waiting
     // for still completes and is still audited.
