@@ -33,6 +33,7 @@ impl Rest<'_> {
         );
         let json = response.json();
         assert_eq!(json["error"]["code"], code, "{method} {path}: {json}");
+        assert_eq!(response.header("x-ms-error-code"), Some(code));
         json["error"]["message"]
             .as_str()
             .unwrap_or_default()

@@ -449,6 +449,9 @@ fn respond(
         headers.insert(header::WWW_AUTHENTICATE, value);
     }
     if let Some(e) = &error {
+        // The code again as a header: azure_core reads it when it cannot read the body's (a
+        // message with escapes such as Azure's "\r\n" defeats its borrowing parser).
+        headers.insert("x-ms-error-code", HeaderValue::from_static(e.code.as_str()));
         add_retry_after(headers, e);
     }
     response
