@@ -14,44 +14,17 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use common::DevServer;
+use common::{DevServer, assert_steps, sdk_steps};
 
-/// Runs one scenario of keyvault_sdk.py against `vault` with only the settings a user would
-/// give (besides PATH), and returns the steps it reported.
+/// Runs one scenario of keyvault_sdk.py against `vault` and returns the steps it reported.
 fn sdk(server: &DevServer, vault: &str, scenario: &str, extra: &[(&str, &str)]) -> Vec<String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/keyvault_sdk.py");
-    let suffix = server.env_value("COFFER_DNS_SUFFIX");
-    let mut cmd = Command::new(common::python_interpreter());
-    cmd.arg(script).arg(scenario).env_clear();
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.env("COFFER_VAULT_URL", format!("https://{vault}.{suffix}"))
-        .env("COFFER_CA_CERT", &server.ca_cert)
-        .env("COFFER_AUTHORITY", &server.addr);
-    for key in ["COFFER_TENANT", "COFFER_CLIENT_ID", "COFFER_CLIENT_SECRET"] {
-        cmd.env(key, server.env_value(key));
-    }
-    for (key, value) in extra {
-        cmd.env(key, value);
-    }
-    let out = cmd.output().expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{scenario} failed after:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.lines().map(str::to_owned).collect()
-}
-
-fn assert_steps(steps: &[String], expected: &[&str]) {
-    for step in expected {
-        assert!(
-            steps.iter().any(|s| s == &format!("ok {step}")),
-            "step {step:?} missing from {steps:#?}"
-        );
-    }
+    let mut cmd = server.sdk_command(common::python_interpreter(), vault);
+    cmd.arg(script)
+        .arg(scenario)
+        .env("COFFER_AUTHORITY", &server.addr)
+        .envs(extra.iter().copied());
+    sdk_steps(cmd, scenario)
 }
 
 fn metric(server: &DevServer, prefix: &str) -> f64 {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use common::DevServer;
+use common::{DevServer, assert_steps, sdk_steps};
 
 /// Builds tests/rust-sdk (locked) and returns its executable.
 fn check_program() -> PathBuf {
@@ -43,7 +43,7 @@ fn check_program() -> PathBuf {
         .expect("cargo names the rust-sdk-check executable")
 }
 
-/// Runs one scenario against `vault` with only the settings a user would give.
+/// Runs one scenario against `vault` and returns the steps it reported.
 fn sdk(
     program: &PathBuf,
     server: &DevServer,
@@ -51,36 +51,12 @@ fn sdk(
     scenario: &str,
     extra: &[(&str, &str)],
 ) -> Vec<String> {
-    let suffix = server.env_value("COFFER_DNS_SUFFIX");
-    let mut cmd = Command::new(program);
-    cmd.arg(scenario).env_clear();
-    cmd.env("COFFER_VAULT_URL", format!("https://{vault}.{suffix}"))
+    let mut cmd = server.sdk_command(program, vault);
+    cmd.arg(scenario)
         .env("COFFER_CONNECT", &server.addr)
-        .env("COFFER_CA_CERT", &server.ca_cert)
-        .env("COFFER_AUTHORITY", format!("https://{}", server.addr));
-    for key in ["COFFER_TENANT", "COFFER_CLIENT_ID", "COFFER_CLIENT_SECRET"] {
-        cmd.env(key, server.env_value(key));
-    }
-    for (key, value) in extra {
-        cmd.env(key, value);
-    }
-    let out = cmd.output().expect("run rust-sdk-check");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{scenario} failed after:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.lines().map(str::to_owned).collect()
-}
-
-fn assert_steps(steps: &[String], expected: &[&str]) {
-    for step in expected {
-        assert!(
-            steps.iter().any(|s| s == &format!("ok {step}")),
-            "step {step:?} missing from {steps:#?}"
-        );
-    }
+        .env("COFFER_AUTHORITY", format!("https://{}", server.addr))
+        .envs(extra.iter().copied());
+    sdk_steps(cmd, scenario)
 }
 
 #[test]

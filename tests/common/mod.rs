@@ -253,6 +253,24 @@ impl DevServer {
         HttpResponse::parse(&response)
     }
 
+    /// A command running an Azure SDK check program (tests/python/keyvault_sdk.py,
+    /// tests/rust-sdk) against `vault` with only the settings a user would give: the vault's
+    /// URL, the CA to trust and the dev administrator's client credentials (and PATH).
+    pub fn sdk_command(&self, program: impl AsRef<std::ffi::OsStr>, vault: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear();
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        let suffix = self.env_value("COFFER_DNS_SUFFIX");
+        cmd.env("COFFER_VAULT_URL", format!("https://{vault}.{suffix}"))
+            .env("COFFER_CA_CERT", &self.ca_cert);
+        for key in ["COFFER_TENANT", "COFFER_CLIENT_ID", "COFFER_CLIENT_SECRET"] {
+            cmd.env(key, self.env_value(key));
+        }
+        cmd
+    }
+
     /// A gRPC channel to the server over TLS, trusting the dev CA.
     pub async fn grpc_channel(&self) -> tonic::transport::Channel {
         self.endpoint(&format!("https://{}", self.addr))
@@ -561,5 +579,28 @@ impl HttpResponse {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+}
+
+/// Runs an SDK check program's `scenario` and returns the steps it reported ("ok …" lines);
+/// fails the test with its output if it fails.
+pub fn sdk_steps(mut cmd: Command, scenario: &str) -> Vec<String> {
+    let out = cmd.output().expect("run the SDK check");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{scenario} failed after:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_owned).collect()
+}
+
+/// Every `expected` step is among the reported `steps`.
+pub fn assert_steps(steps: &[String], expected: &[&str]) {
+    for step in expected {
+        assert!(
+            steps.iter().any(|s| s == &format!("ok {step}")),
+            "step {step:?} missing from {steps:#?}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use coffer_service::{
     CreateKey, DeletedKeyBundle, ImportKey, KeyBundle, KeyOperationInput, KeyOperationOutcome,
-    KeyUpdate, LifetimeActionInput, Listing, RotationPolicyBundle,
+    KeyUpdate, LifetimeActionInput, RotationPolicyBundle,
 };
 use coffer_types::keys::{CurveName, KeyOperation, KeyType, LifetimeTrigger};
 use coffer_types::{Error, JsonWebKey};
@@ -299,13 +299,6 @@ fn action_name(kind: &str) -> String {
     }
 }
 
-fn page(call: &Call, path: &str, page: Listing<Value>) -> Result<Reply, Error> {
-    Ok(Reply::ok(json!({
-        "value": page.items,
-        "nextLink": call.next_link(path, page.next_page_token)?,
-    })))
-}
-
 fn audited(call: &Call, bundle: &KeyBundle) -> String {
     format!(
         "{}/keys/{}/{}",
@@ -392,18 +385,14 @@ pub(super) async fn serve(call: Call, route: Route) -> Result<Reply, Error> {
             let listing = svc
                 .list_keys(ctx, vault, call.max_results()?, call.skip_token())
                 .await?;
-            page(
-                &call,
-                "/keys",
-                listing.map(|b| key_json(origin, &b, Some(false))),
-            )
+            call.page("/keys", listing.map(|b| key_json(origin, &b, Some(false))))
         }
         Route::ListKeyVersions(name) => {
             let listing = svc
                 .list_key_versions(ctx, vault, &name, call.max_results()?, call.skip_token())
                 .await?;
             let items = listing.map(|b| key_json(origin, &b, Some(true)));
-            page(&call, &format!("/keys/{name}/versions"), items)
+            call.page(&format!("/keys/{name}/versions"), items)
         }
         Route::BackupKey(name) => {
             let blob = svc.backup_key(ctx, vault, &name).await?;
@@ -418,8 +407,7 @@ pub(super) async fn serve(call: Call, route: Route) -> Result<Reply, Error> {
             let listing = svc
                 .list_deleted_keys(ctx, vault, call.max_results()?, call.skip_token())
                 .await?;
-            page(
-                &call,
+            call.page(
                 "/deletedkeys",
                 listing.map(|d| deleted_json(origin, d, true)),
             )

@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coffer_crypto::SecretString;
-use coffer_service::{Consistency, RequestContext, Service};
+use coffer_service::{Consistency, Listing, RequestContext, Service};
 use coffer_types::error::quote_user_text;
 use coffer_types::{Error, VaultName};
 use serde::de::DeserializeOwned;
@@ -258,6 +258,14 @@ impl Call {
 
     pub(crate) fn skip_token(&self) -> Option<&str> {
         self.query.skip_token.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// A list response: the page's items and the link to the next page of `path`.
+    pub(crate) fn page(&self, path: &str, page: Listing<Value>) -> Result<Reply, Error> {
+        Ok(Reply::ok(json!({
+            "value": page.items,
+            "nextLink": self.next_link(path, page.next_page_token)?,
+        })))
     }
 
     /// The absolute `nextLink` to the page after this one at `path`, or null on the last page.

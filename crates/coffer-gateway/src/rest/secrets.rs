@@ -2,7 +2,7 @@
 //! DeletedSecretBundle shapes around the service's secret operations.
 
 use coffer_crypto::SecretString;
-use coffer_service::{DeletedSecretBundle, Listing, SecretBundle, SecretUpdate, SetSecret};
+use coffer_service::{DeletedSecretBundle, SecretBundle, SecretUpdate, SetSecret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -93,13 +93,6 @@ fn deleted_json(origin: &str, deleted: DeletedSecretBundle, item: bool) -> Value
     body
 }
 
-fn page(call: &Call, path: &str, page: Listing<Value>) -> Result<Reply, Error> {
-    Ok(Reply::ok(json!({
-        "value": page.items,
-        "nextLink": call.next_link(path, page.next_page_token)?,
-    })))
-}
-
 /// The audit id of a secret version a write produced.
 fn audited(call: &Call, bundle: &SecretBundle) -> String {
     format!(
@@ -162,14 +155,14 @@ pub(super) async fn serve(call: Call, route: Route) -> Result<Reply, Error> {
                 .list_secrets(ctx, vault, call.max_results()?, call.skip_token())
                 .await?;
             let items = listing.map(|b| secret_json(origin, &b, Shape::Item { versioned: false }));
-            page(&call, "/secrets", items)
+            call.page("/secrets", items)
         }
         Route::ListSecretVersions(name) => {
             let listing = svc
                 .list_secret_versions(ctx, vault, &name, call.max_results()?, call.skip_token())
                 .await?;
             let items = listing.map(|b| secret_json(origin, &b, Shape::Item { versioned: true }));
-            page(&call, &format!("/secrets/{name}/versions"), items)
+            call.page(&format!("/secrets/{name}/versions"), items)
         }
         Route::BackupSecret(name) => {
             let blob = svc.backup_secret(ctx, vault, &name).await?;
@@ -187,7 +180,7 @@ pub(super) async fn serve(call: Call, route: Route) -> Result<Reply, Error> {
                 .list_deleted_secrets(ctx, vault, call.max_results()?, call.skip_token())
                 .await?;
             let items = listing.map(|d| deleted_json(origin, d, true));
-            page(&call, "/deletedsecrets", items)
+            call.page("/deletedsecrets", items)
         }
         Route::GetDeletedSecret(name) => {
             let deleted = svc.get_deleted_secret(ctx, vault, &name).await?;
