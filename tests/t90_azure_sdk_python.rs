@@ -106,6 +106,34 @@ fn the_python_sdks_work_unchanged() {
         ],
     );
 
+    // Every api-version the SDKs know, each client pinned to one.
+    let steps = sdk(&server, "py-errors", "versions", &[]);
+    let secret_versions = [
+        "2026-04-01",
+        "2025-07-01",
+        "7.6",
+        "7.5",
+        "7.4",
+        "7.3",
+        "7.2",
+        "7.1",
+        "7.0",
+        "2016-10-01",
+    ];
+    let expected: Vec<String> = secret_versions
+        .iter()
+        .map(|v| format!("secrets api-version {v}"))
+        .chain(
+            secret_versions[1..]
+                .iter()
+                .map(|v| format!("keys api-version {v}")),
+        )
+        .collect();
+    assert_steps(
+        &steps,
+        &expected.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+
     server.ok(&[
         "vault",
         "update",

@@ -1,7 +1,7 @@
 """Drives the official azure-keyvault-secrets and azure-keyvault-keys clients against a Coffer
 node, with TLS verification and the SDKs' challenge-resource verification on.
 
-Usage: keyvault_sdk.py secrets|keys|errors|throttled|firewalled|read
+Usage: keyvault_sdk.py secrets|keys|errors|versions|throttled|firewalled|read
 Settings (as dev.env exports them): COFFER_VAULT_URL (https://{vault}.{dns-suffix}),
 COFFER_CA_CERT, COFFER_TENANT, COFFER_CLIENT_ID, COFFER_CLIENT_SECRET, COFFER_AUTHORITY
 (host:port of the node); or COFFER_CREDENTIAL=managed-identity with IDENTITY_ENDPOINT and
@@ -244,6 +244,23 @@ def read(client):
                  HttpResponseError, 403, "Forbidden")
 
 
+def versions(cred):
+    """Every api-version the installed SDKs know, each with a client of its own."""
+    from azure.keyvault.keys import ApiVersion as KeyApiVersion
+    from azure.keyvault.secrets import ApiVersion
+
+    for version in ApiVersion:
+        client = SecretClient(VAULT_URL, cred, connection_verify=CA, api_version=version)
+        name = "v-" + version.value.replace(".", "-")
+        client.set_secret(name, version.value)
+        step(f"secrets api-version {version.value}", client.get_secret(name).value == version.value)
+    for version in KeyApiVersion:
+        client = KeyClient(VAULT_URL, cred, connection_verify=CA, api_version=version)
+        name = "k-" + version.value.replace(".", "-")
+        client.create_ec_key(name, curve="P-256")
+        step(f"keys api-version {version.value}", client.get_key(name).key.crv == "P-256")
+
+
 def firewalled(client):
     e = expect_error("firewall refuses", lambda: client.get_secret("anything"),
                      HttpResponseError, 403, "Forbidden")
@@ -265,6 +282,8 @@ def main():
         errors(secret_client, key_client)
     elif scenario == "throttled":
         throttled(secret_client)
+    elif scenario == "versions":
+        versions(cred)
     elif scenario == "read":
         read(secret_client)
     elif scenario == "firewalled":
