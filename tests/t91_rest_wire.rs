@@ -234,6 +234,13 @@ fn the_wire_follows_azure_and_hostile_requests_are_client_errors() {
     let purged = rest.send("DELETE", "/deletedsecrets/s1?api-version=7.6", "");
     assert_eq!(purged.status, 204);
     assert!(purged.body.is_empty(), "{}", purged.body);
+    let audited = server
+        .audit_lines()
+        .into_iter()
+        .rfind(|r| r["operationName"] == "SecretPurge")
+        .expect("the purge is audited");
+    assert_eq!(audited["httpStatus"], 204);
+    assert_eq!(audited["resultCode"], "OK");
     rest.error(
         "GET",
         "/secrets/s1/?api-version=7.6",

@@ -92,6 +92,11 @@ pub(crate) trait Audited {
     fn audited_id(&self) -> Option<String> {
         None
     }
+
+    /// The HTTP status the success is answered with (a REST purge answers 204).
+    fn http_status(&self) -> u16 {
+        200
+    }
 }
 
 /// A finished request, as metrics and the audit log see it.
@@ -263,7 +268,7 @@ impl Gateway {
             }
         };
         let (result_code, http_status, id) = match &result {
-            Ok(value) => ("OK", 200, value.audited_id().or(target.id)),
+            Ok(value) => ("OK", value.http_status(), value.audited_id().or(target.id)),
             Err(e) => (e.code.as_str(), e.code.http_status(), target.id),
         };
         let error = result.as_ref().err();

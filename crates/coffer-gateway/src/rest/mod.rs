@@ -131,6 +131,10 @@ impl Audited for Reply {
     fn audited_id(&self) -> Option<String> {
         self.audited_id.clone()
     }
+
+    fn http_status(&self) -> u16 {
+        self.status.as_u16()
+    }
 }
 
 /// The query parameters the data plane reads.
