@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coffer_crypto::SecretString;
 use coffer_service::{Consistency, Listing, RequestContext, Service};
@@ -300,7 +300,7 @@ pub(crate) async fn serve(State(api): State<Arc<RestApi>>, request: Request) -> 
         return grpc_unimplemented();
     }
     let (parts, body) = request.into_parts();
-    let route = route::parse(&parts.method, parts.uri.path());
+    let route = route::parse(&method_of(&parts.method, &parts.headers), parts.uri.path());
     let operation = route
         .as_ref()
         .map(Route::operation_name)
@@ -446,6 +446,10 @@ fn respond(
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(
+        "x-ms-keyvault-service-version",
+        HeaderValue::from_static(concat!("coffer/", env!("CARGO_PKG_VERSION"))),
+    );
+    headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
@@ -491,6 +495,24 @@ fn add_retry_after(headers: &mut HeaderMap, e: &Error) {
     }
 }
 
+/// The method a request means: a POST may name PUT, PATCH or DELETE in `X-HTTP-METHOD` (or
+/// `X-HTTP-Method-Override`), for clients that cannot send them, as Azure allows.
+fn method_of(method: &Method, headers: &HeaderMap) -> Method {
+    if *method != Method::POST {
+        return method.clone();
+    }
+    let named = ["x-http-method", "x-http-method-override"]
+        .iter()
+        .find_map(|name| headers.get(*name)?.to_str().ok())
+        .map(|text| text.trim().to_ascii_uppercase());
+    match named.as_deref() {
+        Some("PUT") => Method::PUT,
+        Some("PATCH") => Method::PATCH,
+        Some("DELETE") => Method::DELETE,
+        _ => Method::POST,
+    }
+}
+
 fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -533,6 +555,20 @@ pub(crate) fn router(api: Arc<RestApi>) -> axum::Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_post_may_name_the_method_it_means() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(method_of(&Method::POST, &headers), Method::POST);
+        headers.insert("x-http-method", HeaderValue::from_static("delete"));
+        assert_eq!(method_of(&Method::POST, &headers), Method::DELETE);
+        assert_eq!(method_of(&Method::GET, &headers), Method::GET);
+        headers.insert("x-http-method", HeaderValue::from_static("CONNECT"));
+        assert_eq!(method_of(&Method::POST, &headers), Method::POST);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-http-method-override", HeaderValue::from_static("PATCH"));
+        assert_eq!(method_of(&Method::POST, &headers), Method::PATCH);
+    }
 
     #[test]
     fn every_api_version_the_sdks_send_is_accepted() {
