@@ -68,32 +68,17 @@ impl GrpcApi {
         };
         let body = request.into_inner();
         let target = target(&body);
-        let gateway = self.gateway.clone();
-        // The request runs in its own task: if the client goes away and tonic drops this
-        // handler, a write that was already proposed still completes and is still audited.
-        let task = tokio::spawn(async move {
-            gateway
-                .call(
-                    operation,
-                    RequestMeta {
-                        bearer: bearer.as_ref().map(|t| t.expose()),
-                        client,
-                        forwarded_for: forwarded_for.as_deref(),
-                        client_request_id: client_request_id.as_deref(),
-                        consistency,
-                    },
-                    target,
-                    |ctx| f(body, ctx),
-                )
-                .await
-        });
-        let (request_id, result) = match task.await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::error!(operation, error = %e, "request task failed");
-                return Err(Status::internal("The request failed inside the server."));
-            }
+        let meta = RequestMeta {
+            bearer,
+            client,
+            forwarded_for,
+            client_request_id,
+            consistency,
         };
+        let (request_id, result) = self
+            .gateway
+            .call(operation, meta, target, move |ctx| f(body, ctx))
+            .await;
         match result {
             Ok(value) => {
                 let mut response = Response::new(value);

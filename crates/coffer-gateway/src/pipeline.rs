@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use coffer_crypto::SecretString;
 use coffer_service::{Authenticator, Caller, Consistency, RequestContext, Service};
 use coffer_types::network::{Origin, Verdict};
 use coffer_types::{Error, ErrorCode, IpNet, ThrottleClass, VaultRecord};
@@ -26,15 +27,15 @@ pub(crate) struct ClientAddr {
 }
 
 /// What the transport tells the pipeline about a request besides its body.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RequestMeta<'a> {
-    pub bearer: Option<&'a str>,
+#[derive(Debug, Default)]
+pub(crate) struct RequestMeta {
+    pub bearer: Option<SecretString>,
     pub client: Option<ClientAddr>,
     /// The request's `X-Forwarded-For`, honoured only when the connection comes from a
     /// trusted proxy.
-    pub forwarded_for: Option<&'a str>,
+    pub forwarded_for: Option<String>,
     /// The client's own id for the request; retries of a write reuse it.
-    pub client_request_id: Option<&'a str>,
+    pub client_request_id: Option<String>,
     pub consistency: Consistency,
 }
 
@@ -206,11 +207,43 @@ impl Gateway {
     }
 
     /// Runs `operation` for an authenticated caller, once the vault's network rules and
-    /// throttle admit it, and records the request.
+    /// throttle admit it, and records the request; returns the request's id and the result.
+    /// It runs in a task of its own: if the client goes away and the transport drops its
+    /// handler, a write already proposed still completes and is still audited.
     pub(crate) async fn call<T, F, Fut>(
+        self: &Arc<Self>,
+        operation_name: &'static str,
+        request: RequestMeta,
+        target: Target,
+        operation: F,
+    ) -> (String, Result<T, Error>)
+    where
+        T: Audited + Send + 'static,
+        F: FnOnce(RequestContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let gateway = self.clone();
+        let task = tokio::spawn(async move {
+            gateway
+                .call_here(operation_name, request, target, operation)
+                .await
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(operation = operation_name, error = %e, "request task failed");
+                (
+                    String::new(),
+                    Err(Error::internal("The request failed inside the server.")),
+                )
+            }
+        }
+    }
+
+    async fn call_here<T, F, Fut>(
         &self,
         operation_name: &'static str,
-        request: RequestMeta<'_>,
+        request: RequestMeta,
         target: Target,
         operation: F,
     ) -> (String, Result<T, Error>)
@@ -226,6 +259,9 @@ impl Gateway {
             client_request_id,
             consistency,
         } = request;
+        let bearer = bearer.as_ref().map(SecretString::expose);
+        let forwarded_for = forwarded_for.as_deref();
+        let client_request_id = client_request_id.as_deref();
         let started = Instant::now();
         let request_id = self.next_request_id();
         let origin = client.map(|c| Origin {

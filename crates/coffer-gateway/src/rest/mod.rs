@@ -352,52 +352,31 @@ pub(crate) async fn serve(State(api): State<Arc<RestApi>>, request: Request) -> 
             .await
             .map_err(|_| too_large())
     };
-    let gateway = api.gateway.clone();
-    // As for gRPC, the request runs in a task of its own: a write the client stopped waiting
-    // for still completes and is still audited.
-    let task = tokio::spawn({
-        let client_request_id = client_request_id.clone();
-        async move {
-            let svc = gateway.service.clone();
-            gateway
-                .call(
-                    operation,
-                    RequestMeta {
-                        bearer: bearer.as_ref().map(|t| t.expose()),
-                        client,
-                        forwarded_for: forwarded_for.as_deref(),
-                        client_request_id: client_request_id.as_deref(),
-                        consistency: Consistency::Linearizable,
-                    },
-                    target,
-                    |ctx| async move {
-                        let route = route?;
-                        let (vault, origin) = vault?;
-                        check_api_version(query.api_version.as_deref())?;
-                        let call = Call {
-                            svc,
-                            ctx,
-                            vault,
-                            origin,
-                            query,
-                            body: body?,
-                        };
-                        dispatch(call, route).await
-                    },
-                )
-                .await
-        }
-    });
-    let (request_id, result) = match task.await {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            tracing::error!(operation, error = %e, "request task failed");
-            (
-                String::new(),
-                Err(Error::internal("The request failed inside the server.")),
-            )
-        }
+    let svc = api.gateway.service.clone();
+    let meta = RequestMeta {
+        bearer,
+        client,
+        forwarded_for,
+        client_request_id: client_request_id.clone(),
+        consistency: Consistency::Linearizable,
     };
+    let (request_id, result) = api
+        .gateway
+        .call(operation, meta, target, |ctx| async move {
+            let route = route?;
+            let (vault, origin) = vault?;
+            check_api_version(query.api_version.as_deref())?;
+            let call = Call {
+                svc,
+                ctx,
+                vault,
+                origin,
+                query,
+                body: body?,
+            };
+            dispatch(call, route).await
+        })
+        .await;
     respond(&api, &request_id, client_request_id.as_deref(), result)
 }
 
