@@ -41,6 +41,20 @@ fn b64_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Base64 text in the base64url alphabet without padding: what lenient readers compare or
+/// decode, since MSAL pads its base64url and some clients send the standard alphabet. (JWS
+/// parts are never read this way: see `b64_decode`.)
+pub fn base64url_unpadded(text: &str) -> String {
+    text.trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
+}
+
 /// Decodes JWS base64url strictly: padding, the standard alphabet and non-zero trailing bits are
 /// all refused, so each value has exactly one encoding and a token cannot be altered without
 /// changing its signed bytes.

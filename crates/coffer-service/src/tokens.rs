@@ -183,18 +183,7 @@ fn requested_audience(scope: &str) -> Option<String> {
 /// Whether a thumbprint header names `ours` (base64url without padding). MSAL pads its
 /// base64url thumbprints and some clients use the standard alphabet; both name the same bytes.
 fn thumbprint_is(header: Option<&str>, ours: &str) -> bool {
-    header.is_some_and(|h| {
-        let normal: String = h
-            .trim_end_matches('=')
-            .chars()
-            .map(|c| match c {
-                '+' => '-',
-                '/' => '_',
-                c => c,
-            })
-            .collect();
-        normal == ours
-    })
+    header.is_some_and(|h| coffer_crypto::jwt::base64url_unpadded(h) == ours)
 }
 
 fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {

@@ -37,17 +37,8 @@ pub(crate) fn tags_out(tags: &Tags) -> Value {
 /// Binary data as Azure sends it: base64url without padding. Padding and the standard
 /// alphabet are accepted too; the message names the property, never the data.
 pub(crate) fn decode(property: &str, text: &str) -> Result<Vec<u8>, Error> {
-    let normalized: String = text
-        .trim_end_matches('=')
-        .chars()
-        .map(|c| match c {
-            '+' => '-',
-            '/' => '_',
-            c => c,
-        })
-        .collect();
     URL_SAFE_NO_PAD
-        .decode(normalized.as_bytes())
+        .decode(coffer_crypto::jwt::base64url_unpadded(text).as_bytes())
         .map_err(|_| Error::bad_parameter(format!("The property '{property}' is not base64url.")))
 }
 
